@@ -1,0 +1,98 @@
+// Hot loops of the DINOv2 forward pass.
+//
+// Every kernel has a plain reference version (`*_ref`, scalar C with libm) and a
+// public entry point that dispatches at run time to an AVX-512 version when the CPU
+// has AVX-512F/DQ/VL, and to the reference version otherwise.
+//
+// Dimension letters: R rows (tokens of all images), C columns (channels),
+// N number of elements, P patch size, B batch.
+#ifndef DINO_KERNELS_H
+#define DINO_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Instruction sets the dispatcher can choose.
+typedef enum {
+    DINO_ISA_PORTABLE = 0,
+    DINO_ISA_AVX512 = 1,
+} dino_isa;
+
+/// The instruction set the dispatching kernels use now.
+dino_isa dino_kernels_active_isa(void);
+/// Whether this CPU can run the AVX-512 kernels.
+int dino_kernels_cpu_has_avx512(void);
+/// Forces the dispatching kernels onto `isa` (falls back to portable when the CPU lacks it).
+/// Returns the instruction set now active. The environment variable DINO_ISA=portable does the
+/// same at start-up.
+dino_isa dino_kernels_force_isa(dino_isa isa);
+
+/// Activation functions of the FFN (`config.hidden_act`).
+typedef enum {
+    DINO_ACT_GELU = 0,       // exact: 0.5 x (1 + erf(x / sqrt 2))
+    DINO_ACT_GELU_TANH = 1,  // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    DINO_ACT_RELU = 2,
+    DINO_ACT_SILU = 3,       // x * sigmoid(x)
+    DINO_ACT_QUICK_GELU = 4, // x * sigmoid(1.702 x)
+} dino_activation;
+
+// --- LayerNorm ------------------------------------------------------------------
+// x: [R, C] (row stride ldx), y: [R, C] (row stride ldy), gamma, beta: [C].
+// y = (x - mean) / sqrt(var + eps) * gamma + beta, statistics per row; y may equal x.
+void dino_layernorm(const float *x, size_t ldx, float *y, size_t ldy, const float *gamma,
+                    const float *beta, size_t R, size_t C, float eps);
+void dino_layernorm_ref(const float *x, size_t ldx, float *y, size_t ldy, const float *gamma,
+                        const float *beta, size_t R, size_t C, float eps);
+
+// --- Bias + activation ------------------------------------------------------------
+// x: [R, C] in place, bias: [C] or NULL. x = act(x + bias).
+void dino_bias_activation(float *x, const float *bias, size_t R, size_t C, dino_activation act);
+void dino_bias_activation_ref(float *x, const float *bias, size_t R, size_t C, dino_activation act);
+
+// --- Bias only -------------------------------------------------------------------
+// x: [R, C] in place (row stride ldx), bias: [C]. x += bias.
+void dino_add_bias(float *x, size_t ldx, const float *bias, size_t R, size_t C);
+void dino_add_bias_ref(float *x, size_t ldx, const float *bias, size_t R, size_t C);
+
+// --- SwiGLU gate -----------------------------------------------------------------
+// x12: [R, 2H] (first H columns x1, last H columns x2), bias: [2H] or NULL, out: [R, H].
+// out = silu(x1 + b1) * (x2 + b2).
+void dino_swiglu(const float *x12, const float *bias, float *out, size_t R, size_t H);
+void dino_swiglu_ref(const float *x12, const float *bias, float *out, size_t R, size_t H);
+
+// --- Residual with LayerScale ----------------------------------------------------
+// x: [R, C] residual stream in place, y: [R, C] branch output, bias: [C] or NULL,
+// gamma: [C] or NULL (no LayerScale). x += gamma * (y + bias).
+void dino_residual(float *x, const float *y, const float *bias, const float *gamma, size_t R,
+                   size_t C);
+void dino_residual_ref(float *x, const float *y, const float *bias, const float *gamma, size_t R,
+                       size_t C);
+
+// --- Softmax ---------------------------------------------------------------------
+// x: [R, C] in place (row stride ldx). Each row becomes softmax(scale * row).
+void dino_softmax(float *x, size_t ldx, size_t R, size_t C, float scale);
+void dino_softmax_ref(float *x, size_t ldx, size_t R, size_t C, float scale);
+
+// --- Patch extraction (im2col of a stride-P, kernel-P convolution) ----------------
+// image: [B, Cin, H, W]; out: [B * (H/P) * (W/P), Cin * P * P], rows in row-major patch
+// order (y, then x), columns in the conv weight order (channel, ky, kx).
+void dino_patchify(const float *image, float *out, size_t B, size_t Cin, size_t H, size_t W,
+                   size_t P);
+
+// --- Element type conversion -------------------------------------------------------
+// src: [N] IEEE half / bfloat16 bit patterns, dst: [N] float.
+void dino_f16_to_f32(const uint16_t *src, float *dst, size_t N);
+void dino_bf16_to_f32(const uint16_t *src, float *dst, size_t N);
+// src: [N] float, dst: [N] half / bfloat16 bit patterns, round to nearest even.
+void dino_f32_to_f16(const float *src, uint16_t *dst, size_t N);
+void dino_f32_to_bf16(const float *src, uint16_t *dst, size_t N);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,77 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A read-only memory mapping of a whole file, unmapped when released.
+public final class MappedFile: @unchecked Sendable {
+    // @unchecked: the mapping is read-only and never changes after init.
+
+    /// The file's path, for error messages.
+    public let path: String
+    /// The mapped bytes (empty for an empty file).
+    public let bytes: UnsafeRawBufferPointer
+
+    /// Maps the file at `url` read-only.
+    public init(url: URL) throws(TensorFileError) {
+        path = url.path
+        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .cannotOpen(path: url.path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .cannotOpen(path: url.path, reason: String(cString: strerror(errno))) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw .cannotOpen(path: url.path, reason: "not a regular file") }
+        let size = Int(info.st_size)
+        if size == 0 {
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
+            throw .cannotOpen(path: url.path, reason: "mmap failed: \(String(cString: strerror(errno)))")
+        }
+        bytes = UnsafeRawBufferPointer(start: base, count: size)
+    }
+
+    deinit {
+        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+    }
+}
+
+/// Writes a file so that readers see either nothing or the whole file: the bytes go to a
+/// temporary file in the same folder, which is renamed over the target only when complete.
+public enum AtomicFile {
+    /// Writes `produce`'s output to `url`; on any error the temporary file is removed and the
+    /// target is left untouched.
+    public static func write(to url: URL, _ produce: (FileHandle) throws -> Void) throws(TensorFileError) {
+        let directory = url.deletingLastPathComponent()
+        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
+            throw .writeFailed(path: url.path, reason: "cannot create a file in \(directory.path)")
+        }
+        do {
+            let handle = try FileHandle(forWritingTo: temporary)
+            do {
+                try produce(handle)
+                try handle.synchronize()
+                try handle.close()
+            } catch {
+                try? handle.close()
+                throw error
+            }
+            guard rename(temporary.path, url.path) == 0 else {
+                throw TensorFileError.writeFailed(path: url.path, reason: String(cString: strerror(errno)))
+            }
+        } catch let error as TensorFileError {
+            try? FileManager.default.removeItem(at: temporary)
+            throw error
+        } catch {
+            try? FileManager.default.removeItem(at: temporary)
+            throw .writeFailed(path: url.path, reason: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,252 @@
+import DinoTensor
+import Foundation
+
+/// The tensor naming of a checkpoint.
+public enum CheckpointNaming: String, Sendable, Equatable {
+    /// HF transformers (`embeddings.patch_embeddings.projection.weight`, separate q/k/v).
+    case huggingFace
+    /// facebookresearch/dinov2 (`patch_embed.proj.weight`, fused `attn.qkv`, `register_tokens`).
+    case meta
+    /// timm (`reg_token`; for register models `pos_embed` has no CLS row and the CLS position is
+    /// folded into `cls_token`).
+    case timm
+}
+
+/// Maps a checkpoint in any supported naming to `ModelWeights`. The one place that knows the
+/// PyTorch key names; loading is strict: every tensor the model needs must be present with the
+/// expected shape, and every tensor present must be used.
+struct CheckpointLoader {
+    let source: any TensorSource
+    let configuration: DinoConfiguration
+    private let names: Set<String>
+    private var used = Set<String>()
+    private var prefix = ""
+
+    init(source: any TensorSource, configuration: DinoConfiguration) {
+        self.source = source
+        self.configuration = configuration
+        self.names = Set(source.tensorNames)
+    }
+
+    /// Reads all weights and reports the naming found.
+    static func load(source: any TensorSource, configuration: DinoConfiguration) throws(DinoModelError) -> (ModelWeights, CheckpointNaming) {
+        var loader = CheckpointLoader(source: source, configuration: configuration)
+        let naming = try loader.detectNaming()
+        let weights: ModelWeights
+        switch naming {
+        case .huggingFace: weights = try loader.loadHuggingFace()
+        case .meta, .timm: weights = try loader.loadOriginal(naming: naming)
+        }
+        try loader.checkAllUsed()
+        return (weights, naming)
+    }
+
+    // MARK: - Naming detection
+
+    private mutating func detectNaming() throws(DinoModelError) -> CheckpointNaming {
+        let ordered = source.tensorNames
+        let hfAnchor = "embeddings.patch_embeddings.projection.weight"
+        let originalAnchor = "patch_embed.proj.weight"
+        let hf = ordered.filter { $0 == hfAnchor || $0.hasSuffix("." + hfAnchor) }
+        let original = ordered.filter { $0 == originalAnchor || $0.hasSuffix("." + originalAnchor) }
+        let file = source.location(of: ordered.first ?? "")
+        if hf.count + original.count > 1 {
+            throw .unknownNaming(file: file, reason: "several patch embeddings: \((hf + original).joined(separator: ", "))")
+        }
+        if let anchor = hf.first {
+            prefix = String(anchor.dropLast(hfAnchor.count))
+            return .huggingFace
+        }
+        if let anchor = original.first {
+            prefix = String(anchor.dropLast(originalAnchor.count))
+            if names.contains(prefix + "reg_token") { return .timm }
+            if names.contains(prefix + "register_tokens") || names.contains(prefix + "mask_token") { return .meta }
+            // Without registers timm and Meta differ only by the mask token; both keep the CLS row.
+            return .timm
+        }
+        let sample = ordered.prefix(5).joined(separator: ", ")
+        throw .unknownNaming(file: file, reason: "no '\(hfAnchor)' (HF) or '\(originalAnchor)' (Meta/timm) tensor; first keys: \(sample)")
+    }
+
+    // MARK: - Tensor access
+
+    private func location(_ key: String) -> String { source.location(of: key) }
+
+    /// Reads `prefix + name`, checks its shape and marks it used.
+    private mutating func take(_ name: String, _ shape: [Int], absolute: Bool = false) throws(DinoModelError) -> [Float] {
+        let key = absolute ? name : prefix + name
+        guard names.contains(key) else {
+            throw .missingTensor(key: key, file: location(key))
+        }
+        let actual: [Int]
+        do {
+            actual = try source.shape(of: key)
+        } catch {
+            throw .tensorFile(error)
+        }
+        guard actual == shape else {
+            throw .shapeMismatch(key: key, file: location(key), expected: shape, actual: actual)
+        }
+        used.insert(key)
+        do {
+            return try source.tensor(key).scalars
+        } catch {
+            throw .tensorFile(error)
+        }
+    }
+
+    private func has(_ name: String) -> Bool { names.contains(prefix + name) }
+
+    private func shapeOf(_ name: String) -> [Int]? { try? source.shape(of: prefix + name) }
+
+    private mutating func linear(_ name: String, out: Int, in inFeatures: Int, bias: Bool = true) throws(DinoModelError) -> LinearWeights {
+        LinearWeights(
+            weight: try take(name + ".weight", [out, inFeatures]),
+            bias: bias ? try take(name + ".bias", [out]) : nil,
+            outFeatures: out, inFeatures: inFeatures)
+    }
+
+    private mutating func layerNorm(_ name: String) throws(DinoModelError) -> LayerNormWeights {
+        let c = configuration.hiddenSize
+        return LayerNormWeights(weight: try take(name + ".weight", [c]), bias: try take(name + ".bias", [c]))
+    }
+
+    private mutating func checkAllUsed() throws(DinoModelError) {
+        if let extra = source.tensorNames.first(where: { !used.contains($0) }) {
+            throw .unexpectedTensor(key: extra, file: location(extra))
+        }
+    }
+
+    private var patchShape: [Int] {
+        [configuration.hiddenSize, configuration.numChannels, configuration.patchSize, configuration.patchSize]
+    }
+
+    private var patchColumns: Int { configuration.numChannels * configuration.patchSize * configuration.patchSize }
+
+    private var gridPositions: Int { configuration.positionGridSize * configuration.positionGridSize }
+
+    /// The classification head sits outside the backbone prefix in HF checkpoints.
+    private mutating func classifier() throws(DinoModelError) -> LinearWeights? {
+        guard names.contains("classifier.weight") else { return nil }
+        let c = configuration.hiddenSize
+        let labels: Int
+        if let classNames = configuration.id2label, !classNames.isEmpty {
+            labels = classNames.count
+        } else {
+            labels = (try? source.shape(of: "classifier.weight"))?.first ?? 0
+        }
+        return LinearWeights(
+            weight: try take("classifier.weight", [labels, 2 * c], absolute: true),
+            bias: try take("classifier.bias", [labels], absolute: true),
+            outFeatures: labels, inFeatures: 2 * c)
+    }
+
+    // MARK: - HF transformers
+
+    private mutating func loadHuggingFace() throws(DinoModelError) -> ModelWeights {
+        let c = configuration.hiddenSize
+        let r = configuration.numRegisterTokens
+        let f = configuration.ffnHiddenSize
+        var blocks: [BlockWeights] = []
+        for i in 0..<configuration.numHiddenLayers {
+            let layer = "encoder.layer.\(i)."
+            let q = try linear(layer + "attention.attention.query", out: c, in: c, bias: configuration.qkvBias)
+            let k = try linear(layer + "attention.attention.key", out: c, in: c, bias: configuration.qkvBias)
+            let v = try linear(layer + "attention.attention.value", out: c, in: c, bias: configuration.qkvBias)
+            let feedForward: FeedForwardWeights
+            if configuration.useSwigluFFN {
+                feedForward = .swiglu(
+                    weightsIn: try linear(layer + "mlp.weights_in", out: 2 * f, in: c),
+                    weightsOut: try linear(layer + "mlp.weights_out", out: c, in: f))
+            } else {
+                feedForward = .mlp(
+                    fc1: try linear(layer + "mlp.fc1", out: f, in: c),
+                    fc2: try linear(layer + "mlp.fc2", out: c, in: f))
+            }
+            blocks.append(BlockWeights(
+                norm1: try layerNorm(layer + "norm1"),
+                qkv: LinearWeights(
+                    weight: q.weight + k.weight + v.weight,
+                    bias: configuration.qkvBias ? (q.bias ?? []) + (k.bias ?? []) + (v.bias ?? []) : nil,
+                    outFeatures: 3 * c, inFeatures: c),
+                projection: try linear(layer + "attention.output.dense", out: c, in: c),
+                layerScale1: try take(layer + "layer_scale1.lambda1", [c]),
+                norm2: try layerNorm(layer + "norm2"),
+                feedForward: feedForward,
+                layerScale2: try take(layer + "layer_scale2.lambda1", [c])))
+        }
+        // The plain Dinov2Config may disable the mask token (use_mask_token = false).
+        let maskToken = has("embeddings.mask_token") ? try take("embeddings.mask_token", [1, c]) : nil
+        return ModelWeights(
+            patchEmbedding: LinearWeights(
+                weight: try take("embeddings.patch_embeddings.projection.weight", patchShape),
+                bias: try take("embeddings.patch_embeddings.projection.bias", [c]),
+                outFeatures: c, inFeatures: patchColumns),
+            clsToken: try take("embeddings.cls_token", [1, 1, c]),
+            maskToken: maskToken,
+            registerTokens: r > 0 ? try take("embeddings.register_tokens", [1, r, c]) : [],
+            positionEmbeddings: try take("embeddings.position_embeddings", [1, 1 + gridPositions, c]),
+            blocks: blocks,
+            norm: try layerNorm("layernorm"),
+            classifier: try classifier())
+    }
+
+    // MARK: - Meta (facebookresearch/dinov2) and timm
+
+    private mutating func loadOriginal(naming: CheckpointNaming) throws(DinoModelError) -> ModelWeights {
+        let c = configuration.hiddenSize
+        let r = configuration.numRegisterTokens
+        let f = configuration.ffnHiddenSize
+        // Both namings carry LayerScale as `ls1.gamma` when the model was built with init_values.
+        let hasLayerScale = has("blocks.0.ls1.gamma")
+        var blocks: [BlockWeights] = []
+        for i in 0..<configuration.numHiddenLayers {
+            let block = "blocks.\(i)."
+            let feedForward: FeedForwardWeights
+            if configuration.useSwigluFFN {
+                // Meta names the packed SwiGLU `w12` / `w3`; timm's SwiGLUPacked `fc1` / `fc2`.
+                let (inName, outName) = has(block + "mlp.w12.weight") ? ("mlp.w12", "mlp.w3") : ("mlp.fc1", "mlp.fc2")
+                feedForward = .swiglu(
+                    weightsIn: try linear(block + inName, out: 2 * f, in: c),
+                    weightsOut: try linear(block + outName, out: c, in: f))
+            } else {
+                feedForward = .mlp(
+                    fc1: try linear(block + "mlp.fc1", out: f, in: c),
+                    fc2: try linear(block + "mlp.fc2", out: c, in: f))
+            }
+            blocks.append(BlockWeights(
+                norm1: try layerNorm(block + "norm1"),
+                qkv: try linear(block + "attn.qkv", out: 3 * c, in: c, bias: configuration.qkvBias),
+                projection: try linear(block + "attn.proj", out: c, in: c),
+                layerScale1: hasLayerScale ? try take(block + "ls1.gamma", [c]) : nil,
+                norm2: try layerNorm(block + "norm2"),
+                feedForward: feedForward,
+                layerScale2: hasLayerScale ? try take(block + "ls2.gamma", [c]) : nil))
+        }
+
+        let clsToken = try take("cls_token", [1, 1, c])
+        let positionEmbeddings: [Float]
+        // ref: timm checkpoint_filter_fn for DINOv2 with registers (no_embed_class): the CLS
+        // position is added to cls_token and dropped from pos_embed.
+        if shapeOf("pos_embed") == [1, gridPositions, c] {
+            positionEmbeddings = [Float](repeating: 0, count: c) + (try take("pos_embed", [1, gridPositions, c]))
+        } else {
+            positionEmbeddings = try take("pos_embed", [1, 1 + gridPositions, c])
+        }
+        let registerName = naming == .timm ? "reg_token" : "register_tokens"
+        let registerTokens = r > 0 ? try take(registerName, [1, r, c]) : []
+        let maskToken = has("mask_token") ? try take("mask_token", [1, c]) : nil
+        return ModelWeights(
+            patchEmbedding: LinearWeights(
+                weight: try take("patch_embed.proj.weight", patchShape),
+                bias: try take("patch_embed.proj.bias", [c]),
+                outFeatures: c, inFeatures: patchColumns),
+            clsToken: clsToken,
+            maskToken: maskToken,
+            registerTokens: registerTokens,
+            positionEmbeddings: positionEmbeddings,
+            blocks: blocks,
+            norm: try layerNorm("norm"),
+            classifier: try classifier())
+    }
+}

@@ -1,0 +1,253 @@
+import DinoTensor
+import Foundation
+
+/// The architecture of a DINOv2 / DINOv2-with-registers model, read from an HF `config.json`.
+///
+/// Fields absent from the file take the defaults of the HF configuration class of the
+/// `model_type` (`Dinov2WithRegistersConfig` or `Dinov2Config`).
+public struct DinoConfiguration: Codable, Sendable, Equatable {
+    /// `dinov2_with_registers` or `dinov2`.
+    public var modelType: String
+    /// Channels per token, `C`.
+    public var hiddenSize: Int
+    /// Number of transformer blocks, `L`.
+    public var numHiddenLayers: Int
+    /// Attention heads per block; divides `hiddenSize`.
+    public var numAttentionHeads: Int
+    /// FFN width as a multiple of `hiddenSize`.
+    public var mlpRatio: Double
+    /// FFN activation (`gelu` is the exact erf GELU).
+    public var hiddenAct: String
+    /// Epsilon of every LayerNorm.
+    public var layerNormEps: Double
+    /// Training resolution; `imageSize / patchSize` is the side of the position-embedding grid.
+    public var imageSize: Int
+    /// Side of a square patch in pixels.
+    public var patchSize: Int
+    /// Input channels.
+    public var numChannels: Int
+    /// Whether the query, key and value projections have a bias.
+    public var qkvBias: Bool
+    /// Initial LayerScale value (only used at initialisation; weights carry the trained value).
+    public var layerscaleValue: Double
+    /// SwiGLU FFN instead of the two-layer MLP (ViT-g).
+    public var useSwigluFFN: Bool
+    /// Register tokens inserted after CLS (0 for plain DINOv2).
+    public var numRegisterTokens: Int
+    /// Backbone stages to return, by name (`stem`, `stage1`...).
+    public var outFeatures: [String]?
+    /// Backbone stages to return, by index into the stage names.
+    public var outIndices: [Int]?
+    /// Whether backbone feature maps go through the final LayerNorm.
+    public var applyLayernorm: Bool
+    /// Whether backbone feature maps drop CLS and registers and become `[B, C, H/p, W/p]`.
+    public var reshapeHiddenStates: Bool
+    /// Class names of a classification checkpoint, by logit index.
+    public var id2label: [Int: String]?
+    /// The HF class names the checkpoint was saved from.
+    public var architectures: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case modelType = "model_type"
+        case hiddenSize = "hidden_size"
+        case numHiddenLayers = "num_hidden_layers"
+        case numAttentionHeads = "num_attention_heads"
+        case mlpRatio = "mlp_ratio"
+        case hiddenAct = "hidden_act"
+        case layerNormEps = "layer_norm_eps"
+        case imageSize = "image_size"
+        case patchSize = "patch_size"
+        case numChannels = "num_channels"
+        case qkvBias = "qkv_bias"
+        case layerscaleValue = "layerscale_value"
+        case useSwigluFFN = "use_swiglu_ffn"
+        case numRegisterTokens = "num_register_tokens"
+        case outFeatures = "out_features"
+        case outIndices = "out_indices"
+        case applyLayernorm = "apply_layernorm"
+        case reshapeHiddenStates = "reshape_hidden_states"
+        case id2label
+        case architectures
+    }
+
+    /// Model types this library runs.
+    public static let supportedModelTypes = ["dinov2_with_registers", "dinov2"]
+
+    /// A configuration with the HF defaults of `modelType`, changed by `overrides`.
+    public init(modelType: String = "dinov2_with_registers", _ overrides: (inout DinoConfiguration) -> Void = { _ in }) {
+        self.modelType = modelType
+        hiddenSize = 768
+        numHiddenLayers = 12
+        numAttentionHeads = 12
+        mlpRatio = 4
+        hiddenAct = "gelu"
+        layerNormEps = 1e-6
+        imageSize = 224
+        // The two HF classes differ here: Dinov2Config defaults to 14, the registers class to 16.
+        patchSize = modelType == "dinov2" ? 14 : 16
+        numChannels = 3
+        qkvBias = true
+        layerscaleValue = 1
+        useSwigluFFN = false
+        numRegisterTokens = modelType == "dinov2" ? 0 : 4
+        applyLayernorm = true
+        reshapeHiddenStates = true
+        overrides(&self)
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let modelType = try c.decodeIfPresent(String.self, forKey: .modelType) ?? "dinov2_with_registers"
+        self.init(modelType: modelType)
+        hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? hiddenSize
+        numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? numHiddenLayers
+        numAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? numAttentionHeads
+        mlpRatio = try c.decodeIfPresent(Double.self, forKey: .mlpRatio) ?? mlpRatio
+        hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? hiddenAct
+        layerNormEps = try c.decodeIfPresent(Double.self, forKey: .layerNormEps) ?? layerNormEps
+        imageSize = try Self.decodeSquare(c, .imageSize) ?? imageSize
+        patchSize = try Self.decodeSquare(c, .patchSize) ?? patchSize
+        numChannels = try c.decodeIfPresent(Int.self, forKey: .numChannels) ?? numChannels
+        qkvBias = try c.decodeIfPresent(Bool.self, forKey: .qkvBias) ?? qkvBias
+        layerscaleValue = try c.decodeIfPresent(Double.self, forKey: .layerscaleValue) ?? layerscaleValue
+        useSwigluFFN = try c.decodeIfPresent(Bool.self, forKey: .useSwigluFFN) ?? useSwigluFFN
+        numRegisterTokens = try c.decodeIfPresent(Int.self, forKey: .numRegisterTokens) ?? numRegisterTokens
+        outFeatures = try c.decodeIfPresent([String].self, forKey: .outFeatures)
+        outIndices = try c.decodeIfPresent([Int].self, forKey: .outIndices)
+        applyLayernorm = try c.decodeIfPresent(Bool.self, forKey: .applyLayernorm) ?? applyLayernorm
+        reshapeHiddenStates = try c.decodeIfPresent(Bool.self, forKey: .reshapeHiddenStates) ?? reshapeHiddenStates
+        architectures = try c.decodeIfPresent([String].self, forKey: .architectures)
+        if let labels = try c.decodeIfPresent([String: String].self, forKey: .id2label) {
+            var byIndex: [Int: String] = [:]
+            for (key, name) in labels {
+                guard let index = Int(key), index >= 0 else {
+                    throw DecodingError.dataCorruptedError(
+                        forKey: .id2label, in: c, debugDescription: "label key '\(key)' is not a non-negative integer")
+                }
+                byIndex[index] = name
+            }
+            id2label = byIndex
+        }
+    }
+
+    /// `image_size` / `patch_size` may be an integer or a `[height, width]` pair; only squares are
+    /// supported because the position grid is square.
+    private static func decodeSquare(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Int? {
+        if let pair = try? c.decodeIfPresent([Int].self, forKey: key) {
+            guard pair.count == 2, pair[0] == pair[1] else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: key, in: c, debugDescription: "\(pair) is not a square size; only square sizes are supported")
+            }
+            return pair[0]
+        }
+        return try c.decodeIfPresent(Int.self, forKey: key)
+    }
+
+    /// Reads and validates `config.json` at `url`.
+    public static func load(from url: URL) throws(DinoModelError) -> DinoConfiguration {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw .cannotReadConfiguration(path: url.path, reason: error.localizedDescription)
+        }
+        // The strict parser rejects duplicate keys and runaway nesting before Codable sees the text.
+        do {
+            _ = try JSONValue.parse(data)
+        } catch {
+            throw .cannotReadConfiguration(path: url.path, reason: error.description)
+        }
+        let configuration: DinoConfiguration
+        do {
+            configuration = try JSONDecoder().decode(DinoConfiguration.self, from: data)
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.dataCorrupted(context),
+            let DecodingError.valueNotFound(_, context)
+        {
+            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw .invalidConfiguration(path: url.path, field: field.isEmpty ? "(document)" : field, reason: context.debugDescription)
+        } catch {
+            throw .cannotReadConfiguration(path: url.path, reason: "\(error)")
+        }
+        try configuration.validate(path: url.path)
+        return configuration
+    }
+
+    /// Checks that the values describe a model that can be built.
+    public func validate(path: String = "config.json") throws(DinoModelError) {
+        func bad(_ field: CodingKeys, _ reason: String) -> DinoModelError {
+            .invalidConfiguration(path: path, field: field.rawValue, reason: reason)
+        }
+        guard Self.supportedModelTypes.contains(modelType) else {
+            throw bad(.modelType, "'\(modelType)' is not one of \(Self.supportedModelTypes)")
+        }
+        guard hiddenSize > 0 else { throw bad(.hiddenSize, "must be positive, got \(hiddenSize)") }
+        guard numHiddenLayers > 0 else { throw bad(.numHiddenLayers, "must be positive, got \(numHiddenLayers)") }
+        guard numAttentionHeads > 0 else { throw bad(.numAttentionHeads, "must be positive, got \(numAttentionHeads)") }
+        guard hiddenSize % numAttentionHeads == 0 else {
+            throw bad(.numAttentionHeads, "\(numAttentionHeads) heads do not divide hidden_size \(hiddenSize)")
+        }
+        guard mlpRatio.isFinite, mlpRatio > 0, ffnHiddenSize > 0 else { throw bad(.mlpRatio, "must be positive, got \(mlpRatio)") }
+        guard Activation(configName: hiddenAct) != nil else {
+            throw bad(.hiddenAct, "'\(hiddenAct)' is not one of \(Activation.configNames)")
+        }
+        guard layerNormEps.isFinite, layerNormEps > 0 else { throw bad(.layerNormEps, "must be positive, got \(layerNormEps)") }
+        guard patchSize > 0 else { throw bad(.patchSize, "must be positive, got \(patchSize)") }
+        guard imageSize >= patchSize else {
+            throw bad(.imageSize, "\(imageSize) is smaller than patch_size \(patchSize)")
+        }
+        guard numChannels > 0 else { throw bad(.numChannels, "must be positive, got \(numChannels)") }
+        guard numRegisterTokens >= 0 else { throw bad(.numRegisterTokens, "must not be negative, got \(numRegisterTokens)") }
+        guard layerscaleValue.isFinite else { throw bad(.layerscaleValue, "must be finite") }
+        do {
+            _ = try StageSelection(stageNames: stageNames, outFeatures: outFeatures, outIndices: outIndices)
+        } catch {
+            throw .invalidConfiguration(path: path, field: "out_features/out_indices", reason: "\(error)")
+        }
+        if let labels = id2label, !labels.isEmpty {
+            guard Set(labels.keys) == Set(0..<labels.count) else {
+                throw bad(.id2label, "keys must be 0..<\(labels.count)")
+            }
+        }
+    }
+
+    /// Side of the checkpoint's square position-embedding grid, `M = imageSize / patchSize`.
+    public var positionGridSize: Int { imageSize / patchSize }
+
+    /// Channels per attention head, `D`.
+    public var headDim: Int { hiddenSize / numAttentionHeads }
+
+    /// Hidden width of the FFN: `int(C * mlp_ratio)`, or for SwiGLU two thirds of that rounded
+    /// up to a multiple of 8.
+    public var ffnHiddenSize: Int {
+        let width = Int(Double(hiddenSize) * mlpRatio)
+        // ref: HF Dinov2WithRegistersSwiGLUFFN / dinov2 SwiGLUFFNFused
+        return useSwigluFFN ? (Int(Double(width) * 2 / 3) + 7) / 8 * 8 : width
+    }
+
+    /// `["stem", "stage1", ..., "stageL"]`.
+    public var stageNames: [String] { ["stem"] + (1...max(numHiddenLayers, 1)).map { "stage\($0)" } }
+
+    /// Number of tokens before the patch tokens: CLS and the registers.
+    public var numPrefixTokens: Int { 1 + numRegisterTokens }
+}
+
+/// FFN activations named by `hidden_act`.
+public enum Activation: String, Sendable, CaseIterable {
+    case gelu, geluTanh, relu, silu, quickGelu
+
+    /// Names `config.json` may use, mapped to activations (as HF `ACT2FN` maps them).
+    static let byConfigName: [String: Activation] = [
+        "gelu": .gelu, "gelu_python": .gelu,
+        "gelu_new": .geluTanh, "gelu_pytorch_tanh": .geluTanh, "gelu_fast": .geluTanh,
+        "relu": .relu, "silu": .silu, "swish": .silu, "quick_gelu": .quickGelu,
+    ]
+
+    /// The names accepted in `hidden_act`.
+    public static var configNames: [String] { byConfigName.keys.sorted() }
+
+    /// The activation a `hidden_act` value names, if supported.
+    public init?(configName: String) {
+        guard let activation = Self.byConfigName[configName] else { return nil }
+        self = activation
+    }
+}

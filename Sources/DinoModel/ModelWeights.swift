@@ -1,0 +1,62 @@
+/// The internal weight layout every checkpoint naming is mapped to (see `CheckpointLoader`).
+///
+/// Dimension letters: `C` hidden size, `F` FFN hidden width, `M` side of the position grid,
+/// `R` register tokens, `P` patch size, `K = channels * P * P`.
+
+/// A linear layer in PyTorch layout: `weight` is `[out, in]`, row-major.
+struct LinearWeights: Sendable {
+    /// `[out, in]`.
+    var weight: [Float]
+    /// `[out]`, or nil for a layer without bias.
+    var bias: [Float]?
+    var outFeatures: Int
+    var inFeatures: Int
+}
+
+/// LayerNorm scale and shift, `[C]` each.
+struct LayerNormWeights: Sendable {
+    var weight: [Float]
+    var bias: [Float]
+}
+
+/// The two FFN variants of DINOv2.
+enum FeedForwardWeights: Sendable {
+    /// `fc1` `[F, C]` -> activation -> `fc2` `[C, F]`.
+    case mlp(fc1: LinearWeights, fc2: LinearWeights)
+    /// `weightsIn` `[2F, C]` (first half gate x1, second half x2) -> silu(x1) * x2 -> `weightsOut` `[C, F]`.
+    case swiglu(weightsIn: LinearWeights, weightsOut: LinearWeights)
+}
+
+/// One pre-norm transformer block.
+struct BlockWeights: Sendable {
+    var norm1: LayerNormWeights
+    /// Fused query, key, value projection: rows `0..<C` query, `C..<2C` key, `2C..<3C` value.
+    var qkv: LinearWeights
+    /// Attention output projection `[C, C]`.
+    var projection: LinearWeights
+    /// LayerScale of the attention branch `[C]`, nil when the checkpoint has none.
+    var layerScale1: [Float]?
+    var norm2: LayerNormWeights
+    var feedForward: FeedForwardWeights
+    /// LayerScale of the FFN branch `[C]`, nil when the checkpoint has none.
+    var layerScale2: [Float]?
+}
+
+/// All weights of a model.
+struct ModelWeights: Sendable {
+    /// Patch projection: conv weight `[C, channels, P, P]` flattened to `[C, K]`.
+    var patchEmbedding: LinearWeights
+    /// `[C]`.
+    var clsToken: [Float]
+    /// `[C]`, only used for masked-image pre-training; kept when the checkpoint has it.
+    var maskToken: [Float]?
+    /// `[R, C]`.
+    var registerTokens: [Float]
+    /// `[1 + M * M, C]`: the CLS position then the patch grid row-major.
+    var positionEmbeddings: [Float]
+    var blocks: [BlockWeights]
+    /// The final LayerNorm.
+    var norm: LayerNormWeights
+    /// Classification head `[labels, 2C]` on `concat(CLS, mean of patch tokens)`, if any.
+    var classifier: LinearWeights?
+}

@@ -1,0 +1,400 @@
+import CDinoKernels
+import DinoTensor
+import Foundation
+import Synchronization
+
+// Dimension letters in this file: B batch, N tokens per image (1 + R + h * w), R registers,
+// C hidden size, H heads, D head dim, F FFN hidden width, h x w the patch grid.
+
+/// What a forward pass returns besides the last hidden state.
+public struct ForwardOptions: Sendable, Equatable {
+    /// Return the embedding output and the output of every block.
+    public var outputHiddenStates: Bool
+    /// Return every block's attention probabilities (`[B, H, N, N]` each; costs memory).
+    public var outputAttentions: Bool
+
+    /// Options; by default only the last hidden state, pooler output and logits are returned.
+    public init(outputHiddenStates: Bool = false, outputAttentions: Bool = false) {
+        self.outputHiddenStates = outputHiddenStates
+        self.outputAttentions = outputAttentions
+    }
+}
+
+/// The outputs of `VisionTransformer`, as HF's `BaseModelOutputWithPooling` (and
+/// `ImageClassifierOutput` for classification checkpoints).
+public struct ModelOutput: Sendable {
+    /// Final-LayerNorm output, `[B, N, C]`, tokens `[CLS, registers..., patches...]`.
+    public var lastHiddenState: Tensor
+    /// The CLS row of `lastHiddenState`, `[B, C]`.
+    public var poolerOutput: Tensor
+    /// Embedding output then each block's output (before the final norm), `L + 1` x `[B, N, C]`.
+    public var hiddenStates: [Tensor]?
+    /// Each block's attention probabilities, `L` x `[B, H, N, N]`.
+    public var attentions: [Tensor]?
+    /// Classification logits `[B, labels]` when the checkpoint has a classifier.
+    public var logits: Tensor?
+}
+
+/// A DINOv2 / DINOv2-with-registers vision transformer with loaded weights.
+///
+/// Immutable after loading and safe to call from many tasks at once: each call allocates its
+/// own activation buffers.
+public final class VisionTransformer: Sendable {
+    /// The architecture.
+    public let configuration: DinoConfiguration
+    /// The tensor naming the weights were loaded from.
+    public let naming: CheckpointNaming
+    /// How position embeddings are resampled for inputs of another size.
+    public let positionInterpolation: PositionInterpolation
+    let weights: ModelWeights
+    let activation: dino_activation
+    private let positionCache = Mutex<[GridSize: [Float]]>([:])
+
+    struct GridSize: Hashable {
+        var height: Int
+        var width: Int
+    }
+
+    /// Builds a model from a configuration and a tensor source in any supported naming.
+    ///
+    /// - Parameter positionInterpolation: nil picks the reference's choice: antialiased bicubic
+    ///   for register models and timm checkpoints, plain bicubic for HF `dinov2`, the 0.1-offset
+    ///   scale factor for original Meta plain models.
+    public init(configuration: DinoConfiguration, weights source: any TensorSource, positionInterpolation: PositionInterpolation? = nil) throws(DinoModelError) {
+        try configuration.validate()
+        let (weights, naming) = try CheckpointLoader.load(source: source, configuration: configuration)
+        self.configuration = configuration
+        self.naming = naming
+        self.weights = weights
+        self.activation = Self.kernelActivation(Activation(configName: configuration.hiddenAct) ?? .gelu)
+        if let positionInterpolation {
+            self.positionInterpolation = positionInterpolation
+        } else if configuration.modelType == "dinov2_with_registers" || configuration.numRegisterTokens > 0 || naming == .timm {
+            self.positionInterpolation = .antialiasedBicubic
+        } else if naming == .meta {
+            self.positionInterpolation = .bicubicScaleOffset(0.1)
+        } else {
+            self.positionInterpolation = .bicubic
+        }
+    }
+
+    /// Loads a model folder laid out as on the HF hub: `config.json` and `model.safetensors`
+    /// (or `model.safetensors.index.json` with its shards).
+    public convenience init(directory: URL, positionInterpolation: PositionInterpolation? = nil) throws(DinoModelError) {
+        let configuration = try DinoConfiguration.load(from: directory.appendingPathComponent("config.json"))
+        let single = directory.appendingPathComponent("model.safetensors")
+        let index = directory.appendingPathComponent("model.safetensors.index.json")
+        let source: any TensorSource
+        do {
+            if FileManager.default.fileExists(atPath: single.path) {
+                source = try SafetensorsFile(url: single)
+            } else if FileManager.default.fileExists(atPath: index.path) {
+                source = try ShardedSafetensors(indexURL: index)
+            } else {
+                throw DinoModelError.missingWeights(directory: directory.path)
+            }
+        } catch let error as DinoModelError {
+            throw error
+        } catch let error as TensorFileError {
+            throw .tensorFile(error)
+        } catch {
+            throw .missingWeights(directory: directory.path)
+        }
+        try self.init(configuration: configuration, weights: source, positionInterpolation: positionInterpolation)
+    }
+
+    private static func kernelActivation(_ activation: Activation) -> dino_activation {
+        switch activation {
+        case .gelu: return DINO_ACT_GELU
+        case .geluTanh: return DINO_ACT_GELU_TANH
+        case .relu: return DINO_ACT_RELU
+        case .silu: return DINO_ACT_SILU
+        case .quickGelu: return DINO_ACT_QUICK_GELU
+        }
+    }
+
+    /// Whether the checkpoint has a classification head.
+    public var hasClassifier: Bool { weights.classifier != nil }
+
+    /// Class names by logit index (`id2label`), or generic names when the config has none.
+    public var classLabels: [String]? {
+        guard let classifier = weights.classifier else { return nil }
+        return (0..<classifier.outFeatures).map { configuration.id2label?[$0] ?? "LABEL_\($0)" }
+    }
+
+    /// Runs the model on normalised pixels `[B, channels, H, W]`; `H` and `W` must be multiples
+    /// of the patch size.
+    public func callAsFunction(_ pixels: Tensor, options: ForwardOptions = ForwardOptions()) throws(DinoModelError) -> ModelOutput {
+        let layers = configuration.numHiddenLayers
+        let encoded = try encode(pixels, captureStages: options.outputHiddenStates ? Set(0...layers) : [], attentions: options.outputAttentions)
+        let last = finalNorm(encoded.output)
+        let (b, n, c) = (encoded.batch, encoded.tokens, configuration.hiddenSize)
+        var pooled = [Float](repeating: 0, count: b * c)
+        for i in 0..<b {
+            for j in 0..<c { pooled[i * c + j] = last.scalars[i * n * c + j] }
+        }
+        return ModelOutput(
+            lastHiddenState: last,
+            poolerOutput: Tensor(shape: [b, c], scalars: pooled),
+            hiddenStates: options.outputHiddenStates ? (0...layers).compactMap { encoded.stages[$0] } : nil,
+            attentions: options.outputAttentions ? encoded.attentions : nil,
+            logits: weights.classifier.map { classify(last, classifier: $0) })
+    }
+
+    /// The final LayerNorm applied to every token of `[B, N, C]` (or any `[..., C]`).
+    public func finalNorm(_ tokens: Tensor) -> Tensor {
+        let c = configuration.hiddenSize
+        precondition(tokens.shape.last == c, "final norm needs [..., \(c)], got \(tokens.shape)")
+        var out = tokens
+        out.scalars.withUnsafeMutableBufferPointer { y in
+            dino_layernorm(tokens.scalars, c, y.baseAddress, c, weights.norm.weight, weights.norm.bias,
+                           tokens.count / c, c, Float(configuration.layerNormEps))
+        }
+        return out
+    }
+
+    /// Logits `[B, labels]` = classifier(concat(CLS, mean of patch tokens)); registers are not
+    /// part of the mean.
+    private func classify(_ last: Tensor, classifier: LinearWeights) -> Tensor {
+        let (b, n, c) = (last.shape[0], last.shape[1], last.shape[2])
+        let prefix = configuration.numPrefixTokens
+        var features = [Float](repeating: 0, count: b * 2 * c)
+        for i in 0..<b {
+            let base = i * n * c
+            for j in 0..<c {
+                features[i * 2 * c + j] = last.scalars[base + j]
+                var sum = 0.0
+                for t in prefix..<n { sum += Double(last.scalars[base + t * c + j]) }
+                features[i * 2 * c + c + j] = Float(sum / Double(n - prefix))
+            }
+        }
+        var logits = [Float](repeating: 0, count: b * classifier.outFeatures)
+        logits.withUnsafeMutableBufferPointer { out in
+            guard let outBase = out.baseAddress else { return }
+            classifier.apply(features, rows: b, into: outBase)
+            if let bias = classifier.bias { dino_add_bias(outBase, classifier.outFeatures, bias, b, classifier.outFeatures) }
+        }
+        return Tensor(shape: [b, classifier.outFeatures], scalars: logits)
+    }
+
+    // MARK: - Position embeddings
+
+    /// Position embeddings for a `height x width` patch grid, `[1 + height * width, C]`.
+    func positionEmbeddings(height: Int, width: Int) throws(DinoModelError) -> [Float] {
+        let m = configuration.positionGridSize
+        // ref: HF interpolate_pos_encoding: skipped only when the grid is the checkpoint's own.
+        if height == m && width == m { return weights.positionEmbeddings }
+        let key = GridSize(height: height, width: width)
+        if let cached = positionCache.withLock({ $0[key] }) { return cached }
+        let interpolation = positionInterpolation
+        guard interpolation.outputSize(input: m, target: height) == height,
+            interpolation.outputSize(input: m, target: width) == width
+        else {
+            throw .invalidInput(reason: "position interpolation \(interpolation) cannot produce a \(height)x\(width) grid from \(m)x\(m)")
+        }
+        let c = configuration.hiddenSize
+        let grid = Array(weights.positionEmbeddings[c...])
+        let resampled = interpolation.resample(grid, side: m, channels: c, height: height, width: width)
+        let result = Array(weights.positionEmbeddings[..<c]) + resampled
+        positionCache.withLock { cache in
+            if cache.count >= 16 { cache.removeAll() }
+            cache[key] = result
+        }
+        return result
+    }
+
+    // MARK: - Encoder
+
+    /// Embedding and blocks, without the final norm.
+    struct Encoded {
+        var batch: Int
+        var tokens: Int
+        var gridHeight: Int
+        var gridWidth: Int
+        /// Output of the last block, `[B, N, C]`.
+        var output: Tensor
+        /// Requested stages (0 = embeddings, k = block k), `[B, N, C]` each.
+        var stages: [Int: Tensor]
+        /// Attention probabilities per block when requested.
+        var attentions: [Tensor]
+    }
+
+    /// Checks `pixels` and returns `(B, H, W)`.
+    func checkInput(_ pixels: Tensor) throws(DinoModelError) -> (batch: Int, height: Int, width: Int) {
+        guard pixels.rank == 4 else {
+            throw .invalidInput(reason: "pixels must be [B, \(configuration.numChannels), H, W], got shape \(pixels.shape)")
+        }
+        let (b, channels, height, width) = (pixels.shape[0], pixels.shape[1], pixels.shape[2], pixels.shape[3])
+        guard b >= 1 else { throw .invalidInput(reason: "batch is empty (shape \(pixels.shape))") }
+        guard channels == configuration.numChannels else {
+            throw .invalidInput(reason: "pixels have \(channels) channels, the model expects \(configuration.numChannels) (shape \(pixels.shape))")
+        }
+        let p = configuration.patchSize
+        guard height >= p, width >= p, height % p == 0, width % p == 0 else {
+            throw .inputSizeNotMultipleOfPatch(height: height, width: width, patchSize: p)
+        }
+        return (b, height, width)
+    }
+
+    func encode(_ pixels: Tensor, captureStages: Set<Int>, attentions wantAttentions: Bool) throws(DinoModelError) -> Encoded {
+        let (b, height, width) = try checkInput(pixels)
+        let cfg = configuration
+        let p = cfg.patchSize
+        let (gh, gw) = (height / p, width / p)
+        let patches = gh * gw
+        let r = cfg.numRegisterTokens
+        let n = 1 + r + patches
+        let c = cfg.hiddenSize
+        let heads = cfg.numAttentionHeads
+        let d = cfg.headDim
+        let rows = b * n
+        let positions = try positionEmbeddings(height: gh, width: gw)
+
+        let workspace = Workspace(rows: rows, tokens: n, hidden: c, ffnWidth: cfg.ffnHiddenSize, swiglu: cfg.useSwigluFFN,
+                                  patchRows: b * patches, patchColumns: weights.patchEmbedding.inFeatures)
+        let x = workspace.x
+
+        // Patch embedding: an im2col of the stride-p convolution, then one GEMM.
+        dino_patchify(pixels.scalars, workspace.patches, b, cfg.numChannels, height, width, p)
+        weights.patchEmbedding.apply(workspace.patches, rows: b * patches, into: workspace.embedded)
+        if let bias = weights.patchEmbedding.bias { dino_add_bias(workspace.embedded, c, bias, b * patches, c) }
+        // ref: HF Dinov2WithRegistersEmbeddings.forward: [CLS, patches] + positions first, then
+        // the registers are inserted after CLS without a position embedding.
+        for i in 0..<b {
+            let image = x + i * n * c
+            for j in 0..<c { image[j] = weights.clsToken[j] + positions[j] }
+            for j in 0..<(r * c) { image[c + j] = weights.registerTokens[j] }
+            let patchRows = image + (1 + r) * c
+            let embedded = workspace.embedded + i * patches * c
+            for j in 0..<(patches * c) { patchRows[j] = embedded[j] + positions[c + j] }
+        }
+
+        var stages: [Int: Tensor] = [:]
+        func capture(_ stage: Int) {
+            if captureStages.contains(stage) {
+                stages[stage] = Tensor(shape: [b, n, c], scalars: Array(UnsafeBufferPointer(start: x, count: rows * c)))
+            }
+        }
+        capture(0)
+
+        var attentionMaps: [Tensor] = []
+        let scale = 1 / Float(d).squareRoot()
+        let eps = Float(cfg.layerNormEps)
+        for (index, block) in weights.blocks.enumerated() {
+            // Attention branch: x = x + ls1 * proj(attention(norm1(x))).
+            dino_layernorm(x, c, workspace.normed, c, block.norm1.weight, block.norm1.bias, rows, c, eps)
+            block.qkv.apply(workspace.normed, rows: rows, into: workspace.qkv)
+            if let bias = block.qkv.bias { dino_add_bias(workspace.qkv, 3 * c, bias, rows, 3 * c) }
+            var probabilities = wantAttentions ? [Float](repeating: 0, count: b * heads * n * n) : []
+            for i in 0..<b {
+                for head in 0..<heads {
+                    // q, k, v of one head: [N, D] column slices of qkv [N, 3C].
+                    let q = workspace.qkv + i * n * 3 * c + head * d
+                    let k = q + c
+                    let v = q + 2 * c
+                    let scores = workspace.scores
+                    sgemm(transposeB: true, m: n, n: n, k: d, alpha: 1, a: q, lda: 3 * c, b: k, ldb: 3 * c,
+                          beta: 0, c: scores, ldc: n)
+                    dino_softmax(scores, n, n, n, scale)
+                    if wantAttentions {
+                        let offset = (i * heads + head) * n * n
+                        for j in 0..<(n * n) { probabilities[offset + j] = scores[j] }
+                    }
+                    sgemm(transposeB: false, m: n, n: d, k: n, alpha: 1, a: scores, lda: n, b: v, ldb: 3 * c,
+                          beta: 0, c: workspace.attention + i * n * c + head * d, ldc: c)
+                }
+            }
+            if wantAttentions { attentionMaps.append(Tensor(shape: [b, heads, n, n], scalars: probabilities)) }
+            block.projection.apply(workspace.attention, rows: rows, into: workspace.branch)
+            withOptionalPointer(block.layerScale1) { gamma in
+                dino_residual(x, workspace.branch, block.projection.bias, gamma, rows, c)
+            }
+
+            // FFN branch: x = x + ls2 * ffn(norm2(x)).
+            dino_layernorm(x, c, workspace.normed, c, block.norm2.weight, block.norm2.bias, rows, c, eps)
+            let output: LinearWeights
+            switch block.feedForward {
+            case let .mlp(fc1, fc2):
+                fc1.apply(workspace.normed, rows: rows, into: workspace.hidden)
+                withOptionalPointer(fc1.bias) { bias in
+                    dino_bias_activation(workspace.hidden, bias, rows, fc1.outFeatures, activation)
+                }
+                fc2.apply(workspace.hidden, rows: rows, into: workspace.branch)
+                output = fc2
+            case let .swiglu(weightsIn, weightsOut):
+                weightsIn.apply(workspace.normed, rows: rows, into: workspace.hidden)
+                withOptionalPointer(weightsIn.bias) { bias in
+                    dino_swiglu(workspace.hidden, bias, workspace.gate, rows, weightsOut.inFeatures)
+                }
+                weightsOut.apply(workspace.gate, rows: rows, into: workspace.branch)
+                output = weightsOut
+            }
+            withOptionalPointer(output.bias) { bias in
+                withOptionalPointer(block.layerScale2) { gamma in
+                    dino_residual(x, workspace.branch, bias, gamma, rows, c)
+                }
+            }
+            capture(index + 1)
+        }
+
+        return Encoded(
+            batch: b, tokens: n, gridHeight: gh, gridWidth: gw,
+            output: Tensor(shape: [b, n, c], scalars: Array(UnsafeBufferPointer(start: x, count: rows * c))),
+            stages: stages, attentions: attentionMaps)
+    }
+}
+
+/// Calls `body` with the array's base address, or nil for a nil array.
+@inline(__always)
+func withOptionalPointer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+    guard let array else { return body(nil) }
+    return array.withUnsafeBufferPointer { body($0.baseAddress) }
+}
+
+/// Activation buffers of one forward pass, reused by every block.
+final class Workspace {
+    /// Residual stream `[B * N, C]`.
+    let x: UnsafeMutablePointer<Float>
+    /// LayerNorm output `[B * N, C]`.
+    let normed: UnsafeMutablePointer<Float>
+    /// Fused projections `[B * N, 3C]`.
+    let qkv: UnsafeMutablePointer<Float>
+    /// Attention output, heads side by side `[B * N, C]`.
+    let attention: UnsafeMutablePointer<Float>
+    /// Branch output before the residual add `[B * N, C]`.
+    let branch: UnsafeMutablePointer<Float>
+    /// FFN hidden activations `[B * N, F]` (`[B * N, 2F]` for SwiGLU).
+    let hidden: UnsafeMutablePointer<Float>
+    /// SwiGLU gate output `[B * N, F]`.
+    let gate: UnsafeMutablePointer<Float>
+    /// Attention scores of one head `[N, N]`.
+    let scores: UnsafeMutablePointer<Float>
+    /// im2col patches `[B * h * w, K]`.
+    let patches: UnsafeMutablePointer<Float>
+    /// Patch projections `[B * h * w, C]`.
+    let embedded: UnsafeMutablePointer<Float>
+    private let all: [UnsafeMutablePointer<Float>]
+
+    init(rows: Int, tokens: Int, hidden c: Int, ffnWidth f: Int, swiglu: Bool, patchRows: Int, patchColumns: Int) {
+        func make(_ count: Int) -> UnsafeMutablePointer<Float> {
+            let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+            pointer.initialize(repeating: 0, count: max(count, 1))
+            return pointer
+        }
+        x = make(rows * c)
+        normed = make(rows * c)
+        qkv = make(rows * 3 * c)
+        attention = make(rows * c)
+        branch = make(rows * c)
+        hidden = make(rows * (swiglu ? 2 * f : f))
+        gate = make(swiglu ? rows * f : 0)
+        scores = make(tokens * tokens)
+        patches = make(patchRows * patchColumns)
+        embedded = make(patchRows * c)
+        all = [x, normed, qkv, attention, branch, hidden, gate, scores, patches, embedded]
+    }
+
+    deinit {
+        for pointer in all { pointer.deallocate() }
+    }
+}

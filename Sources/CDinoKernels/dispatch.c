@@ -1,15 +1,14 @@
-// Run-time choice between the AVX-512 kernels and the portable reference kernels.
+// Run-time choice between the AVX2 kernels and the portable reference kernels.
 #include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static int cpu_has_avx512(void) {
+static int cpu_has_avx2(void) {
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-    if (!dino_avx512_compiled()) return 0;
+    if (!dino_avx2_compiled()) return 0;
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
     return 0;
 #endif
@@ -23,48 +22,48 @@ static dino_isa resolve(void) {
     if (isa >= 0) return (dino_isa)isa;
     const char *env = getenv("DINO_ISA");
     int wantPortable = env && strcmp(env, "portable") == 0;
-    isa = (!wantPortable && cpu_has_avx512()) ? DINO_ISA_AVX512 : DINO_ISA_PORTABLE;
+    isa = (!wantPortable && cpu_has_avx2()) ? DINO_ISA_AVX2 : DINO_ISA_PORTABLE;
     active_isa = isa;
     return (dino_isa)isa;
 }
 
-int dino_kernels_cpu_has_avx512(void) { return cpu_has_avx512(); }
+int dino_kernels_cpu_has_avx2(void) { return cpu_has_avx2(); }
 
 dino_isa dino_kernels_active_isa(void) { return resolve(); }
 
 dino_isa dino_kernels_force_isa(dino_isa isa) {
-    active_isa = (isa == DINO_ISA_AVX512 && cpu_has_avx512()) ? DINO_ISA_AVX512 : DINO_ISA_PORTABLE;
+    active_isa = (isa == DINO_ISA_AVX2 && cpu_has_avx2()) ? DINO_ISA_AVX2 : DINO_ISA_PORTABLE;
     return (dino_isa)active_isa;
 }
 
 void dino_layernorm(const float *x, size_t ldx, float *y, size_t ldy, const float *gamma,
                     const float *beta, size_t R, size_t C, float eps) {
-    if (resolve() == DINO_ISA_AVX512) dino_layernorm_avx512(x, ldx, y, ldy, gamma, beta, R, C, eps);
+    if (resolve() == DINO_ISA_AVX2) dino_layernorm_avx2(x, ldx, y, ldy, gamma, beta, R, C, eps);
     else dino_layernorm_ref(x, ldx, y, ldy, gamma, beta, R, C, eps);
 }
 
 void dino_bias_activation(float *x, const float *bias, size_t R, size_t C, dino_activation act) {
-    if (resolve() == DINO_ISA_AVX512) dino_bias_activation_avx512(x, bias, R, C, act);
+    if (resolve() == DINO_ISA_AVX2) dino_bias_activation_avx2(x, bias, R, C, act);
     else dino_bias_activation_ref(x, bias, R, C, act);
 }
 
 void dino_add_bias(float *x, size_t ldx, const float *bias, size_t R, size_t C) {
-    if (resolve() == DINO_ISA_AVX512) dino_add_bias_avx512(x, ldx, bias, R, C);
+    if (resolve() == DINO_ISA_AVX2) dino_add_bias_avx2(x, ldx, bias, R, C);
     else dino_add_bias_ref(x, ldx, bias, R, C);
 }
 
 void dino_swiglu(const float *x12, const float *bias, float *out, size_t R, size_t H) {
-    if (resolve() == DINO_ISA_AVX512) dino_swiglu_avx512(x12, bias, out, R, H);
+    if (resolve() == DINO_ISA_AVX2) dino_swiglu_avx2(x12, bias, out, R, H);
     else dino_swiglu_ref(x12, bias, out, R, H);
 }
 
 void dino_residual(float *x, const float *y, const float *bias, const float *gamma, size_t R,
                    size_t C) {
-    if (resolve() == DINO_ISA_AVX512) dino_residual_avx512(x, y, bias, gamma, R, C);
+    if (resolve() == DINO_ISA_AVX2) dino_residual_avx2(x, y, bias, gamma, R, C);
     else dino_residual_ref(x, y, bias, gamma, R, C);
 }
 
 void dino_softmax(float *x, size_t ldx, size_t R, size_t C, float scale) {
-    if (resolve() == DINO_ISA_AVX512) dino_softmax_avx512(x, ldx, R, C, scale);
+    if (resolve() == DINO_ISA_AVX2) dino_softmax_avx2(x, ldx, R, C, scale);
     else dino_softmax_ref(x, ldx, R, C, scale);
 }

@@ -5,16 +5,16 @@
 
 float dino_activation_scalar(float v, dino_activation act);
 
-void dino_layernorm_avx512(const float *x, size_t ldx, float *y, size_t ldy, const float *gamma,
+void dino_layernorm_avx2(const float *x, size_t ldx, float *y, size_t ldy, const float *gamma,
                            const float *beta, size_t R, size_t C, float eps);
-void dino_bias_activation_avx512(float *x, const float *bias, size_t R, size_t C,
+void dino_bias_activation_avx2(float *x, const float *bias, size_t R, size_t C,
                                  dino_activation act);
-void dino_add_bias_avx512(float *x, size_t ldx, const float *bias, size_t R, size_t C);
-void dino_swiglu_avx512(const float *x12, const float *bias, float *out, size_t R, size_t H);
-void dino_residual_avx512(float *x, const float *y, const float *bias, const float *gamma, size_t R,
+void dino_add_bias_avx2(float *x, size_t ldx, const float *bias, size_t R, size_t C);
+void dino_swiglu_avx2(const float *x12, const float *bias, float *out, size_t R, size_t H);
+void dino_residual_avx2(float *x, const float *y, const float *bias, const float *gamma, size_t R,
                           size_t C);
-void dino_softmax_avx512(float *x, size_t ldx, size_t R, size_t C, float scale);
-/// 1 when the AVX-512 kernels were compiled for this architecture.
-int dino_avx512_compiled(void);
+void dino_softmax_avx2(float *x, size_t ldx, size_t R, size_t C, float scale);
+/// 1 when the AVX2 kernels were compiled for this architecture.
+int dino_avx2_compiled(void);
 
 #endif

@@ -1,8 +1,8 @@
 // Hot loops of the DINOv2 forward pass.
 //
 // Every kernel has a plain reference version (`*_ref`, scalar C with libm) and a
-// public entry point that dispatches at run time to an AVX-512 version when the CPU
-// has AVX-512F/DQ/VL, and to the reference version otherwise.
+// public entry point that dispatches at run time to an AVX2 + FMA version when the CPU has
+// both, and to the reference version otherwise.
 //
 // Dimension letters: R rows (tokens of all images), C columns (channels),
 // N number of elements, P patch size, B batch.
@@ -19,13 +19,13 @@ extern "C" {
 /// Instruction sets the dispatcher can choose.
 typedef enum {
     DINO_ISA_PORTABLE = 0,
-    DINO_ISA_AVX512 = 1,
+    DINO_ISA_AVX2 = 1,
 } dino_isa;
 
 /// The instruction set the dispatching kernels use now.
 dino_isa dino_kernels_active_isa(void);
-/// Whether this CPU can run the AVX-512 kernels.
-int dino_kernels_cpu_has_avx512(void);
+/// Whether this CPU can run the AVX2 + FMA kernels.
+int dino_kernels_cpu_has_avx2(void);
 /// Forces the dispatching kernels onto `isa` (falls back to portable when the CPU lacks it).
 /// Returns the instruction set now active. The environment variable DINO_ISA=portable does the
 /// same at start-up.

@@ -1,0 +1,203 @@
+import CDinoKernels
+import Foundation
+import Testing
+
+/// Deterministic pseudo-random floats in `[-range, range)`.
+func randomFloats(_ count: Int, seed: UInt64, range: Float = 4) -> [Float] {
+    var state = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+    return (0..<count).map { _ in
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return (Float(state >> 40) / Float(1 << 24) * 2 - 1) * range
+    }
+}
+
+/// Largest `|a - b| / max(1, |b|)`, and where it happened.
+func worstRelative(_ a: [Float], _ b: [Float]) -> (error: Float, index: Int) {
+    var worst: Float = 0
+    var index = 0
+    for i in 0..<a.count {
+        let e = abs(a[i] - b[i]) / max(1, abs(b[i]))
+        if !(e <= worst) { worst = e.isNaN ? .infinity : e; index = i }
+    }
+    return (worst, index)
+}
+
+/// The dispatching kernels (AVX2 + FMA on CPUs that have it) against the plain reference
+/// kernels, on row widths with and without vector tails.
+@Suite("Kernels: fast versions against the reference versions")
+struct KernelTests {
+    static let widths = [1, 7, 8, 13, 64, 384, 385, 1537]
+
+    @Test("the dispatcher picks AVX2 when the CPU has it")
+    func dispatch() {
+        let active = dino_kernels_active_isa()
+        if dino_kernels_cpu_has_avx2() != 0 && ProcessInfo.processInfo.environment["DINO_ISA"] != "portable" {
+            #expect(active == DINO_ISA_AVX2)
+        } else {
+            #expect(active == DINO_ISA_PORTABLE)
+        }
+        print("kernels: active instruction set \(active == DINO_ISA_AVX2 ? "AVX2+FMA" : "portable")")
+    }
+
+    @Test("layernorm", arguments: widths)
+    func layernorm(width: Int) {
+        let rows = 5
+        let x = randomFloats(rows * width, seed: 1).enumerated().map { $0.element + Float($0.offset % 3) * 10 }
+        let gamma = randomFloats(width, seed: 2), beta = randomFloats(width, seed: 3)
+        var fast = [Float](repeating: 0, count: rows * width), ref = fast
+        dino_layernorm(x, width, &fast, width, gamma, beta, rows, width, 1e-6)
+        dino_layernorm_ref(x, width, &ref, width, gamma, beta, rows, width, 1e-6)
+        let (error, index) = worstRelative(fast, ref)
+        #expect(error < 2e-6, "layernorm width \(width): error \(error) at \(index): \(fast[index]) vs \(ref[index])")
+    }
+
+    @Test("layernorm in place with a row stride")
+    func layernormStrided() {
+        let (rows, width, stride) = (3, 13, 20)
+        var x = randomFloats(rows * stride, seed: 4)
+        let gamma = randomFloats(width, seed: 5), beta = randomFloats(width, seed: 6)
+        var ref = [Float](repeating: 0, count: rows * width)
+        dino_layernorm_ref(x, stride, &ref, width, gamma, beta, rows, width, 1e-5)
+        let untouched = x
+        x.withUnsafeMutableBufferPointer { p in
+            dino_layernorm(p.baseAddress, stride, p.baseAddress, stride, gamma, beta, rows, width, 1e-5)
+        }
+        for r in 0..<rows {
+            let row = Array(x[(r * stride)..<(r * stride + width)])
+            #expect(worstRelative(row, Array(ref[(r * width)..<((r + 1) * width)])).error < 2e-6)
+            #expect(Array(x[(r * stride + width)..<((r + 1) * stride)]) == Array(untouched[(r * stride + width)..<((r + 1) * stride)]),
+                    "padding between rows was written")
+        }
+    }
+
+    @Test("bias + activation", arguments: [DINO_ACT_GELU, DINO_ACT_GELU_TANH, DINO_ACT_RELU, DINO_ACT_SILU, DINO_ACT_QUICK_GELU])
+    func activation(kind: dino_activation) {
+        for width in Self.widths {
+            let rows = 3
+            let x = randomFloats(rows * width, seed: 7, range: 12)
+            let bias = randomFloats(width, seed: 8)
+            var fast = x, ref = x
+            dino_bias_activation(&fast, bias, rows, width, kind)
+            dino_bias_activation_ref(&ref, bias, rows, width, kind)
+            let (error, index) = worstRelative(fast, ref)
+            #expect(error < 1e-6, "activation \(kind.rawValue) width \(width): error \(error) at \(index): \(fast[index]) vs \(ref[index])")
+        }
+    }
+
+    @Test("exact GELU against double-precision erf over a dense range")
+    func geluAccuracy() {
+        let x = stride(from: Float(-12), through: 12, by: 1.0 / 1024).map { $0 }
+        var fast = x
+        dino_bias_activation(&fast, nil, 1, x.count, DINO_ACT_GELU)
+        var worst: Double = 0
+        for (v, g) in zip(x, fast) {
+            let exact = 0.5 * Double(v) * (1 + erf(Double(v) / 2.0.squareRoot()))
+            worst = max(worst, abs(Double(g) - exact) / max(1, abs(exact)))
+        }
+        print("kernels: GELU worst error vs double erf over [-12, 12]: \(worst)")
+        #expect(worst < 1e-6)
+    }
+
+    @Test("softmax", arguments: widths)
+    func softmax(width: Int) {
+        let rows = 4
+        let x = randomFloats(rows * width, seed: 9, range: 30)
+        var fast = x, ref = x
+        dino_softmax(&fast, width, rows, width, 0.125)
+        dino_softmax_ref(&ref, width, rows, width, 0.125)
+        let (error, index) = worstRelative(fast, ref)
+        #expect(error < 1e-6, "softmax width \(width): error \(error) at \(index)")
+        for r in 0..<rows {
+            let sum = fast[(r * width)..<((r + 1) * width)].reduce(0, +)
+            #expect(abs(sum - 1) < 1e-5)
+        }
+    }
+
+    @Test("residual with and without LayerScale and bias", arguments: widths)
+    func residual(width: Int) {
+        let rows = 3
+        let x = randomFloats(rows * width, seed: 10), y = randomFloats(rows * width, seed: 11)
+        let bias = randomFloats(width, seed: 12), gamma = randomFloats(width, seed: 13)
+        for (b, g) in [(bias, gamma), (nil, gamma), (bias, nil), (nil, nil)] as [([Float]?, [Float]?)] {
+            var fast = x, ref = x
+            withPointer(b) { bp in withPointer(g) { gp in
+                dino_residual(&fast, y, bp, gp, rows, width)
+                dino_residual_ref(&ref, y, bp, gp, rows, width)
+            } }
+            #expect(worstRelative(fast, ref).error < 1e-6)
+        }
+    }
+
+    @Test("add bias with a row stride", arguments: widths)
+    func addBias(width: Int) {
+        let (rows, stride) = (3, width + 5)
+        let x = randomFloats(rows * stride, seed: 14), bias = randomFloats(width, seed: 15)
+        var fast = x, ref = x
+        dino_add_bias(&fast, stride, bias, rows, width)
+        dino_add_bias_ref(&ref, stride, bias, rows, width)
+        #expect(fast == ref)
+    }
+
+    @Test("SwiGLU gate", arguments: widths)
+    func swiglu(width: Int) {
+        let rows = 3
+        let x12 = randomFloats(rows * 2 * width, seed: 16, range: 10), bias = randomFloats(2 * width, seed: 17)
+        var fast = [Float](repeating: 0, count: rows * width), ref = fast
+        dino_swiglu(x12, bias, &fast, rows, width)
+        dino_swiglu_ref(x12, bias, &ref, rows, width)
+        #expect(worstRelative(fast, ref).error < 1e-6)
+    }
+}
+
+func withPointer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+    guard let array else { return body(nil) }
+    return array.withUnsafeBufferPointer { body($0.baseAddress) }
+}
+
+/// Element-type conversions against Swift's own `Float16` and exhaustive round trips.
+@Suite("Kernels: half and bfloat16 conversion")
+struct ConversionTests {
+    @Test("every half value converts as Swift's Float16 does, and back")
+    func halfExhaustive() {
+        let bits = (0...UInt16.max).map { $0 }
+        var floats = [Float](repeating: 0, count: bits.count)
+        dino_f16_to_f32(bits, &floats, bits.count)
+        var back = [UInt16](repeating: 0, count: bits.count)
+        dino_f32_to_f16(floats, &back, bits.count)
+        var mismatches = 0
+        for (i, b) in bits.enumerated() {
+            let expected = Float(Float16(bitPattern: b))
+            if expected.isNaN {
+                if !floats[i].isNaN || !Float16(bitPattern: back[i]).isNaN { mismatches += 1 }
+            } else if floats[i].bitPattern != expected.bitPattern || back[i] != b {
+                mismatches += 1
+            }
+        }
+        #expect(mismatches == 0)
+    }
+
+    @Test("float to half rounds as Swift's Float16 initializer (to nearest even)")
+    func halfRounding() {
+        let values = randomFloats(200_000, seed: 21, range: 70_000) + randomFloats(50_000, seed: 22, range: 1e-4)
+            + [65504, 65519.99, 65520, -65520, 1e-8, 5.9604645e-8, 2.9802322e-8, 2.9802326e-8, .infinity, -0.0]
+        var halves = [UInt16](repeating: 0, count: values.count)
+        dino_f32_to_f16(values, &halves, values.count)
+        let wrong = zip(values, halves).filter { Float16($0.0).bitPattern != $0.1 }
+        #expect(wrong.isEmpty, "first mismatches: \(wrong.prefix(3))")
+    }
+
+    @Test("bfloat16 is the top half of a float, rounded to nearest even")
+    func bfloat16() {
+        let values: [Float] = [1, -2.5, 3.14159, 1e-30, 65504, 1.00390625, 1.01171875, 1.0078125]
+        var bits = [UInt16](repeating: 0, count: values.count)
+        dino_f32_to_bf16(values, &bits, values.count)
+        var back = [Float](repeating: 0, count: values.count)
+        dino_bf16_to_f32(bits, &back, values.count)
+        for (v, b) in zip(values, back) {
+            #expect(abs(v - b) <= abs(v) / 128, "\(v) -> \(b)")
+        }
+        // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even mantissa (1).
+        #expect(back[5] == 1)
+        #expect(back[6] == 1.015625)
+    }
+}

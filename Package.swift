@@ -34,7 +34,10 @@ let package = Package(
             ],
             path: "Sources/DinoCLI"),
         .executableTarget(
-            name: "DinoBenchmarks", dependencies: ["DinoModel", "DinoTensor", "COpenBLAS"],
+            name: "DinoBenchmarks",
+            dependencies: [
+                "DinoModel", "DinoTensor", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Benchmarks/DinoBenchmarks"),
 
         .testTarget(name: "DinoKernelsTests", dependencies: ["CDinoKernels"], path: "Tests/DinoKernelsTests"),
@@ -42,7 +45,8 @@ let package = Package(
         .testTarget(
             name: "DinoModelTests", dependencies: ["DinoModel", "DinoTensor"], path: "Tests/DinoModelTests",
             exclude: ["Fixtures"]),
+        // End-to-end tests run the built `dino` binary (the dependency makes `swift test` build it).
         .testTarget(
-            name: "DinoCLITests", dependencies: ["DinoTensor"], path: "Tests/DinoCLITests"),
+            name: "DinoCLITests", dependencies: ["DinoTensor", "DinoCLI"], path: "Tests/DinoCLITests"),
     ]
 )

@@ -60,18 +60,21 @@ public struct StageSelection: Sendable, Equatable {
     }
 }
 
-/// Feature maps of the selected stages, as HF's `BackboneOutput`.
+/// Feature maps of the selected stages, as HF's `BackboneOutput`, together with the model's
+/// own outputs of the same pass (so a caller wanting both runs the network once).
 public struct BackboneOutput: Sendable {
     /// Selected stage names, in the order of `featureMaps`.
     public var stageNames: [String]
     /// One map per selected stage: `[B, C, h, w]` when reshaped, else `[B, N, C]`.
     public var featureMaps: [Tensor]
-    /// Every hidden state when requested (`L + 1` x `[B, N, C]`, before the final norm).
-    public var hiddenStates: [Tensor]?
-    /// Every block's attention probabilities when requested.
-    public var attentions: [Tensor]?
     /// The patch grid `(h, w)` of the input.
     public var gridSize: (height: Int, width: Int)
+    /// Last hidden state, pooler output, logits, and hidden states / attentions when requested.
+    public var model: ModelOutput
+    /// Every hidden state when requested (`L + 1` x `[B, N, C]`, before the final norm).
+    public var hiddenStates: [Tensor]? { model.hiddenStates }
+    /// Every block's attention probabilities when requested.
+    public var attentions: [Tensor]? { model.attentions }
 
     /// The feature map of a stage, if it was selected.
     public subscript(stage: String) -> Tensor? {
@@ -146,10 +149,8 @@ public struct Backbone: Sendable {
             maps.append(tokens)
         }
         return BackboneOutput(
-            stageNames: outFeatures, featureMaps: maps,
-            hiddenStates: outputHiddenStates ? (0...layers).compactMap { encoded.stages[$0] } : nil,
-            attentions: outputAttentions ? encoded.attentions : nil,
-            gridSize: (encoded.gridHeight, encoded.gridWidth))
+            stageNames: outFeatures, featureMaps: maps, gridSize: (encoded.gridHeight, encoded.gridWidth),
+            model: model.modelOutput(encoded, options: ForwardOptions(outputHiddenStates: outputHiddenStates, outputAttentions: outputAttentions)))
     }
 
     /// The original DINOv2 `get_intermediate_layers`: block outputs in block order, CLS and

@@ -127,6 +127,12 @@ public final class VisionTransformer: Sendable {
     public func callAsFunction(_ pixels: Tensor, options: ForwardOptions = ForwardOptions()) throws(DinoModelError) -> ModelOutput {
         let layers = configuration.numHiddenLayers
         let encoded = try encode(pixels, captureStages: options.outputHiddenStates ? Set(0...layers) : [], attentions: options.outputAttentions)
+        return modelOutput(encoded, options: options)
+    }
+
+    /// Final norm, pooling, classifier and the requested extras of an encoder pass.
+    func modelOutput(_ encoded: Encoded, options: ForwardOptions) -> ModelOutput {
+        let layers = configuration.numHiddenLayers
         let last = finalNorm(encoded.output)
         let (b, n, c) = (encoded.batch, encoded.tokens, configuration.hiddenSize)
         var pooled = [Float](repeating: 0, count: b * c)

@@ -1,0 +1,14 @@
+import ArgumentParser
+
+/// The `dino` command-line tool.
+@main
+struct DinoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dino",
+        abstract: "DINOv2 and DINOv2-with-registers as a dense-prediction backbone.",
+        discussion: """
+            Loads checkpoints laid out as on the Hugging Face hub (config.json + model.safetensors, \
+            HF, original Meta or timm tensor names) and runs them on the CPU.
+            """,
+        subcommands: [FeaturesCommand.self])
+}

@@ -1,0 +1,163 @@
+import DinoTensor
+import Foundation
+import Testing
+
+/// Runs the built `dino` binary.
+enum CLI {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let fixtures = repository.appendingPathComponent("Tests/DinoModelTests/Fixtures")
+
+    /// The `dino` executable beside the test bundle.
+    static var executable: URL {
+        var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        if folder.lastPathComponent.hasSuffix(".xctest") { folder.deleteLastPathComponent() }
+        return folder.appendingPathComponent("dino")
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    static func reference(_ fixture: String, _ file: String = "reference.safetensors") throws -> SafetensorsFile {
+        try SafetensorsFile(url: fixtures.appendingPathComponent(fixture).appendingPathComponent(file))
+    }
+}
+
+final class Scratch {
+    let url: URL
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("dino-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(at: url) }
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    var contents: [String] { (try? FileManager.default.contentsOfDirectory(atPath: url.path).sorted()) ?? [] }
+}
+
+/// Largest `|a - b|` relative to `max(1, max|b|)`.
+func scaledError(_ a: Tensor, _ b: Tensor) -> Float {
+    guard a.shape == b.shape else { return .infinity }
+    let worst = zip(a.scalars, b.scalars).map { abs($0 - $1) }.max() ?? 0
+    return worst / max(1, b.maxAbs)
+}
+
+@Suite("dino features (end to end)")
+struct FeaturesCommandTests {
+    func writePixels(_ fixture: String, to scratch: Scratch) throws -> String {
+        let pixels = try CLI.reference(fixture).tensor("pixel_values")
+        let path = scratch.path("pixels.npy")
+        try NumpyFile.write(pixels, to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    func checkAgainstReference(_ output: String, fixture: String, stages: [String]) throws {
+        let written = try SafetensorsFile(url: URL(fileURLWithPath: output))
+        let reference = try CLI.reference(fixture)
+        let attentions = try CLI.reference(fixture, "attentions.safetensors")
+        var expected = ["last_hidden_state", "pooler_output", "hidden_states.0", "hidden_states.1", "hidden_states.2",
+                        "attentions.0", "attentions.1"]
+        expected += stages.map { "feature_maps.\($0)" }
+        #expect(Set(written.tensorNames) == Set(expected))
+        for name in expected {
+            let truth = name.hasPrefix("attentions") ? try attentions.tensor(name) : try reference.tensor(name)
+            let error = scaledError(try written.tensor(name), truth)
+            #expect(error <= 1e-4, "\(name): scaled error \(error)")
+        }
+    }
+
+    @Test("writes every requested tensor, equal to the reference")
+    func writesReference() throws {
+        let scratch = try Scratch()
+        let pixels = try writePixels("reg4_downsample", to: scratch)
+        let output = scratch.path("out.safetensors")
+        let result = try CLI.run(["features", "--model", CLI.fixtures.appendingPathComponent("reg4_downsample").path,
+                                  "--pixels", pixels, "--output", output, "--out-indices", "1,2", "--hidden-states",
+                                  "--attentions", "--threads", "2"])
+        #expect(result.status == 0, "\(result.stderr)")
+        try checkAgainstReference(output, fixture: "reg4_downsample", stages: ["stage1", "stage2"])
+    }
+
+    @Test("the portable kernels (DINO_ISA=portable) give the same result")
+    func portableKernels() throws {
+        let scratch = try Scratch()
+        let pixels = try writePixels("reg4_downsample", to: scratch)
+        let output = scratch.path("out.safetensors")
+        let result = try CLI.run(["features", "--model", CLI.fixtures.appendingPathComponent("reg4_downsample").path,
+                                  "--pixels", pixels, "--output", output, "--out-features", "stage1,stage2",
+                                  "--hidden-states", "--attentions"], environment: ["DINO_ISA": "portable"])
+        #expect(result.status == 0, "\(result.stderr)")
+        try checkAgainstReference(output, fixture: "reg4_downsample", stages: ["stage1", "stage2"])
+    }
+
+    @Test("--no-reshape and --no-layernorm give raw token maps; classifiers write logits")
+    func options() throws {
+        let scratch = try Scratch()
+        let pixels = try writePixels("batch2_classifier", to: scratch)
+        let output = scratch.path("out.safetensors")
+        let model = CLI.fixtures.appendingPathComponent("batch2_classifier").path
+        let result = try CLI.run(["features", "--model", model, "--pixels", pixels, "--output", output,
+                                  "--out-indices", "0", "--no-reshape", "--no-layernorm"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let written = try SafetensorsFile(url: URL(fileURLWithPath: output))
+        let reference = try CLI.reference("batch2_classifier")
+        // Without layernorm and reshape the stem map is the embedding output itself.
+        #expect(scaledError(try written.tensor("feature_maps.stem"), try reference.tensor("hidden_states.0")) <= 1e-4)
+        #expect(scaledError(try written.tensor("logits"), try reference.tensor("logits")) <= 1e-4)
+    }
+
+    @Test("bad input exits non-zero with a message naming the problem, and writes nothing",
+          arguments: [
+            (["--out-features", "stage9"], "stage9"),
+            (["--out-indices", "2,1"], "out_indices"),
+            (["--out-indices", "x"], "--out-indices"),
+          ])
+    func rejects(extra: [String], mention: String) throws {
+        let scratch = try Scratch()
+        let pixels = try writePixels("reg1_nointerp", to: scratch)
+        let result = try CLI.run(["features", "--model", CLI.fixtures.appendingPathComponent("reg1_nointerp").path,
+                                  "--pixels", pixels, "--output", scratch.path("out.safetensors")] + extra)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(mention), "\(result.stderr)")
+        #expect(scratch.contents == ["pixels.npy"])
+    }
+
+    @Test("an input size that is not a multiple of the patch size is refused")
+    func badSize() throws {
+        let scratch = try Scratch()
+        let pixels = scratch.path("pixels.npy")
+        try NumpyFile.write(Tensor(shape: [1, 3, 56, 50], repeating: 0.1), to: URL(fileURLWithPath: pixels))
+        let result = try CLI.run(["features", "--model", CLI.fixtures.appendingPathComponent("reg1_nointerp").path,
+                                  "--pixels", pixels, "--output", scratch.path("out.safetensors")])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("56x50") && result.stderr.contains("14"), "\(result.stderr)")
+        #expect(scratch.contents == ["pixels.npy"])
+    }
+
+    @Test("a missing model folder or pixel file is named")
+    func missingFiles() throws {
+        let scratch = try Scratch()
+        let result = try CLI.run(["features", "--model", scratch.path("nowhere"), "--pixels", scratch.path("p.npy"),
+                                  "--output", scratch.path("out.safetensors")])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(scratch.path("nowhere")), "\(result.stderr)")
+        #expect(scratch.contents.isEmpty)
+    }
+}

@@ -39,6 +39,7 @@ let package = Package(
                 "DinoModel", "DinoTensor", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/DinoBenchmarks"),
+        .executableTarget(name: "BackboneFeatures", dependencies: ["DinoModel", "DinoTensor"], path: "Examples/BackboneFeatures"),
 
         .testTarget(name: "DinoKernelsTests", dependencies: ["CDinoKernels"], path: "Tests/DinoKernelsTests"),
         .testTarget(name: "DinoTensorTests", dependencies: ["DinoTensor"], path: "Tests/DinoTensorTests"),

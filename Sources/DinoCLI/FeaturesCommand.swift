@@ -9,8 +9,9 @@ struct FeaturesCommand: ParsableCommand {
         commandName: "features",
         abstract: "Compute feature maps, hidden states and attentions for pixel tensors.",
         discussion: """
-            Reads normalised pixels from a float32 .npy of shape [B, 3, H, W] (H and W \
-            multiples of the patch size) and writes one .safetensors file of F32 tensors:
+            Reads normalised pixels [B, 3, H, W] (H and W multiples of the patch size) from a \
+            .npy, or from the 'pixel_values' tensor of a .safetensors file, and writes one \
+            .safetensors file of F32 tensors:
 
               last_hidden_state      [B, N, C], tokens [CLS, registers, patches]
               pooler_output          [B, C]
@@ -26,7 +27,7 @@ struct FeaturesCommand: ParsableCommand {
     @Option(name: .long, help: "Model folder: config.json and model.safetensors (or a sharded index).")
     var model: String
 
-    @Option(name: .long, help: "Input pixels: a float32 .npy of shape [B, 3, H, W], already normalised.")
+    @Option(name: .long, help: "Input pixels [B, 3, H, W], already normalised: a .npy, or a .safetensors holding 'pixel_values'.")
     var pixels: String
 
     @Option(name: .long, help: "Output .safetensors file.")
@@ -76,7 +77,9 @@ struct FeaturesCommand: ParsableCommand {
         let backbone = try Backbone(
             model: vit, outFeatures: features, outIndices: indices,
             applyLayernorm: noLayernorm ? false : nil, reshapeHiddenStates: noReshape ? false : nil)
-        let input = try NumpyFile.read(URL(fileURLWithPath: pixels))
+        let pixelsURL = URL(fileURLWithPath: pixels)
+        let input = pixels.hasSuffix(".safetensors")
+            ? try SafetensorsFile(url: pixelsURL).tensor("pixel_values") : try NumpyFile.read(pixelsURL)
         let result = try backbone(input, outputHiddenStates: hiddenStates, outputAttentions: attentions)
 
         var tensors: [(name: String, tensor: Tensor)] = [

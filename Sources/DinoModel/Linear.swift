@@ -1,44 +1,89 @@
 import COpenBLAS
+import Dispatch
+import Foundation
+import Synchronization
 
-/// Threads OpenBLAS may use for one GEMM. Process-wide, as OpenBLAS's own setting is.
+/// How many threads a forward pass uses. Process-wide.
+///
+/// GEMMs, attention heads and elementwise kernels are split over rows by this library's own
+/// workers, each calling single-threaded OpenBLAS: on small ViT shapes that is much faster than
+/// OpenBLAS's internal threading, and it keeps two thread pools from fighting over the cores.
 public enum ComputeThreads {
-    /// Sets the number of GEMM threads (at least 1).
-    public static func set(_ count: Int) {
-        openblas_set_num_threads(Int32(max(1, count)))
+    private static let count = Atomic<Int>(ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Sets the number of threads (at least 1).
+    public static func set(_ threads: Int) {
+        count.store(max(1, threads), ordering: .relaxed)
     }
 
-    /// The number of GEMM threads in use.
-    public static var current: Int { Int(openblas_get_num_threads()) }
+    /// The number of threads in use.
+    public static var current: Int { count.load(ordering: .relaxed) }
+
+    /// OpenBLAS itself stays single-threaded; this library parallelises around it.
+    static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
+
+    /// Runs `body(part, slice)` on at most `threads` contiguous slices of `0..<total` in
+    /// parallel (fewer when the work is small), each slice a multiple of `granularity` except
+    /// the last; `part` numbers the slices from 0.
+    static func parallelFor(_ total: Int, threads: Int, granularity: Int = 8, minimumPerPart: Int = 16,
+                            _ body: (_ part: Int, _ slice: Range<Int>) -> Void) {
+        let maxParts = max(1, min(threads, total / max(minimumPerPart, 1)))
+        if maxParts <= 1 {
+            body(0, 0..<total)
+            return
+        }
+        let chunk = ((total + maxParts - 1) / maxParts + granularity - 1) / granularity * granularity
+        let parts = (total + chunk - 1) / chunk
+        // concurrentPerform returns only when every iteration is done, so `body` and the
+        // buffers it captures outlive the parallel region; the box states that to the compiler.
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let start = part * chunk
+                shared.value(part, start..<min(total, start + chunk))
+            }
+        }
+    }
+}
+
+/// Carries a value into a synchronous parallel region (see `ComputeThreads.parallelFor`).
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
 
 extension LinearWeights {
     /// `out[R, outFeatures] = x[R, inFeatures] · weightᵀ` (no bias: callers fuse it into the
-    /// next elementwise kernel).
+    /// next elementwise kernel). Rows are split over the compute threads.
     ///
     /// - Parameters:
     ///   - x: `[R, inFeatures]`, row stride `ldx` (default `inFeatures`).
     ///   - out: `[R, outFeatures]`, row stride `ldo` (default `outFeatures`).
-    func apply(_ x: UnsafePointer<Float>, rows: Int, ldx: Int? = nil, into out: UnsafeMutablePointer<Float>, ldo: Int? = nil) {
+    func apply(_ x: UnsafePointer<Float>, rows: Int, ldx: Int? = nil, into out: UnsafeMutablePointer<Float>, ldo: Int? = nil,
+               threads: Int = 1) {
+        let lda = ldx ?? inFeatures
+        let ldc = ldo ?? outFeatures
         weight.withUnsafeBufferPointer { w in
-            // The weight stays in PyTorch's [out, in] layout and is read transposed.
-            cblas_sgemm(
-                CblasRowMajor, CblasNoTrans, CblasTrans,
-                Int32(rows), Int32(outFeatures), Int32(inFeatures),
-                1, x, Int32(ldx ?? inFeatures),
-                w.baseAddress, Int32(inFeatures),
-                0, out, Int32(ldo ?? outFeatures))
+            guard let base = w.baseAddress else { return }
+            ComputeThreads.parallelFor(rows, threads: threads) { _, range in
+                // The weight stays in PyTorch's [out, in] layout and is read transposed.
+                sgemm(transposeB: true, m: range.count, n: outFeatures, k: inFeatures, alpha: 1,
+                      a: x + range.lowerBound * lda, lda: lda, b: base, ldb: inFeatures,
+                      beta: 0, c: out + range.lowerBound * ldc, ldc: ldc)
+            }
         }
     }
 }
 
 /// Row-major `C[M, N] = alpha · A[M, K] · op(B) + beta · C` on raw pointers with leading
-/// dimensions, for the attention products.
+/// dimensions, single-threaded.
 @inline(__always)
 func sgemm(
     transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
 ) {
+    _ = ComputeThreads.singleThreadedBLAS
     cblas_sgemm(
         CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))

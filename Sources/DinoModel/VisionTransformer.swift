@@ -254,16 +254,18 @@ public final class VisionTransformer: Sendable {
         let heads = cfg.numAttentionHeads
         let d = cfg.headDim
         let rows = b * n
+        let threads = ComputeThreads.current
         let positions = try positionEmbeddings(height: gh, width: gw)
 
         let workspace = Workspace(rows: rows, tokens: n, hidden: c, ffnWidth: cfg.ffnHiddenSize, swiglu: cfg.useSwigluFFN,
-                                  patchRows: b * patches, patchColumns: weights.patchEmbedding.inFeatures)
+                                  patchRows: b * patches, patchColumns: weights.patchEmbedding.inFeatures, threads: threads)
         let x = workspace.x
+        let ops = RowKernels(threads: threads)
 
         // Patch embedding: an im2col of the stride-p convolution, then one GEMM.
         dino_patchify(pixels.scalars, workspace.patches, b, cfg.numChannels, height, width, p)
-        weights.patchEmbedding.apply(workspace.patches, rows: b * patches, into: workspace.embedded)
-        if let bias = weights.patchEmbedding.bias { dino_add_bias(workspace.embedded, c, bias, b * patches, c) }
+        weights.patchEmbedding.apply(workspace.patches, rows: b * patches, into: workspace.embedded, threads: threads)
+        if let bias = weights.patchEmbedding.bias { ops.addBias(workspace.embedded, ld: c, bias, rows: b * patches, columns: c) }
         // ref: HF Dinov2WithRegistersEmbeddings.forward: [CLS, patches] + positions first, then
         // the registers are inserted after CLS without a position embedding.
         for i in 0..<b {
@@ -288,58 +290,51 @@ public final class VisionTransformer: Sendable {
         let eps = Float(cfg.layerNormEps)
         for (index, block) in weights.blocks.enumerated() {
             // Attention branch: x = x + ls1 * proj(attention(norm1(x))).
-            dino_layernorm(x, c, workspace.normed, c, block.norm1.weight, block.norm1.bias, rows, c, eps)
-            block.qkv.apply(workspace.normed, rows: rows, into: workspace.qkv)
-            if let bias = block.qkv.bias { dino_add_bias(workspace.qkv, 3 * c, bias, rows, 3 * c) }
+            ops.layerNorm(x, into: workspace.normed, block.norm1, rows: rows, columns: c, eps: eps)
+            block.qkv.apply(workspace.normed, rows: rows, into: workspace.qkv, threads: threads)
+            if let bias = block.qkv.bias { ops.addBias(workspace.qkv, ld: 3 * c, bias, rows: rows, columns: 3 * c) }
             var probabilities = wantAttentions ? [Float](repeating: 0, count: b * heads * n * n) : []
-            for i in 0..<b {
-                for head in 0..<heads {
-                    // q, k, v of one head: [N, D] column slices of qkv [N, 3C].
-                    let q = workspace.qkv + i * n * 3 * c + head * d
-                    let k = q + c
-                    let v = q + 2 * c
-                    let scores = workspace.scores
-                    sgemm(transposeB: true, m: n, n: n, k: d, alpha: 1, a: q, lda: 3 * c, b: k, ldb: 3 * c,
-                          beta: 0, c: scores, ldc: n)
-                    dino_softmax(scores, n, n, n, scale)
-                    if wantAttentions {
-                        let offset = (i * heads + head) * n * n
-                        for j in 0..<(n * n) { probabilities[offset + j] = scores[j] }
+            probabilities.withUnsafeMutableBufferPointer { saved in
+                // One (image, head) pair at a time per thread, each with its own [N, N] scores.
+                ComputeThreads.parallelFor(b * heads, threads: threads, granularity: 1, minimumPerPart: 1) { part, pairs in
+                    let scores = workspace.scores + part * n * n
+                    for pair in pairs {
+                        let (i, head) = (pair / heads, pair % heads)
+                        // q, k, v of one head: [N, D] column slices of qkv [N, 3C].
+                        let q = workspace.qkv + i * n * 3 * c + head * d
+                        let k = q + c
+                        let v = q + 2 * c
+                        sgemm(transposeB: true, m: n, n: n, k: d, alpha: 1, a: q, lda: 3 * c, b: k, ldb: 3 * c,
+                              beta: 0, c: scores, ldc: n)
+                        dino_softmax(scores, n, n, n, scale)
+                        if wantAttentions, let base = saved.baseAddress {
+                            (base + pair * n * n).update(from: scores, count: n * n)
+                        }
+                        sgemm(transposeB: false, m: n, n: d, k: n, alpha: 1, a: scores, lda: n, b: v, ldb: 3 * c,
+                              beta: 0, c: workspace.attention + i * n * c + head * d, ldc: c)
                     }
-                    sgemm(transposeB: false, m: n, n: d, k: n, alpha: 1, a: scores, lda: n, b: v, ldb: 3 * c,
-                          beta: 0, c: workspace.attention + i * n * c + head * d, ldc: c)
                 }
             }
             if wantAttentions { attentionMaps.append(Tensor(shape: [b, heads, n, n], scalars: probabilities)) }
-            block.projection.apply(workspace.attention, rows: rows, into: workspace.branch)
-            withOptionalPointer(block.layerScale1) { gamma in
-                dino_residual(x, workspace.branch, block.projection.bias, gamma, rows, c)
-            }
+            block.projection.apply(workspace.attention, rows: rows, into: workspace.branch, threads: threads)
+            ops.residual(x, workspace.branch, bias: block.projection.bias, scale: block.layerScale1, rows: rows, columns: c)
 
             // FFN branch: x = x + ls2 * ffn(norm2(x)).
-            dino_layernorm(x, c, workspace.normed, c, block.norm2.weight, block.norm2.bias, rows, c, eps)
+            ops.layerNorm(x, into: workspace.normed, block.norm2, rows: rows, columns: c, eps: eps)
             let output: LinearWeights
             switch block.feedForward {
             case let .mlp(fc1, fc2):
-                fc1.apply(workspace.normed, rows: rows, into: workspace.hidden)
-                withOptionalPointer(fc1.bias) { bias in
-                    dino_bias_activation(workspace.hidden, bias, rows, fc1.outFeatures, activation)
-                }
-                fc2.apply(workspace.hidden, rows: rows, into: workspace.branch)
+                fc1.apply(workspace.normed, rows: rows, into: workspace.hidden, threads: threads)
+                ops.biasActivation(workspace.hidden, fc1.bias, rows: rows, columns: fc1.outFeatures, activation)
+                fc2.apply(workspace.hidden, rows: rows, into: workspace.branch, threads: threads)
                 output = fc2
             case let .swiglu(weightsIn, weightsOut):
-                weightsIn.apply(workspace.normed, rows: rows, into: workspace.hidden)
-                withOptionalPointer(weightsIn.bias) { bias in
-                    dino_swiglu(workspace.hidden, bias, workspace.gate, rows, weightsOut.inFeatures)
-                }
-                weightsOut.apply(workspace.gate, rows: rows, into: workspace.branch)
+                weightsIn.apply(workspace.normed, rows: rows, into: workspace.hidden, threads: threads)
+                ops.swiglu(workspace.hidden, weightsIn.bias, into: workspace.gate, rows: rows, width: weightsOut.inFeatures)
+                weightsOut.apply(workspace.gate, rows: rows, into: workspace.branch, threads: threads)
                 output = weightsOut
             }
-            withOptionalPointer(output.bias) { bias in
-                withOptionalPointer(block.layerScale2) { gamma in
-                    dino_residual(x, workspace.branch, bias, gamma, rows, c)
-                }
-            }
+            ops.residual(x, workspace.branch, bias: output.bias, scale: block.layerScale2, rows: rows, columns: c)
             capture(index + 1)
         }
 
@@ -347,6 +342,49 @@ public final class VisionTransformer: Sendable {
             batch: b, tokens: n, gridHeight: gh, gridWidth: gw,
             output: Tensor(shape: [b, n, c], scalars: Array(UnsafeBufferPointer(start: x, count: rows * c))),
             stages: stages, attentions: attentionMaps)
+    }
+}
+
+/// The elementwise C kernels over row-major `[rows, columns]` buffers, rows split over threads.
+struct RowKernels {
+    let threads: Int
+
+    private func split(_ rows: Int, _ body: (Range<Int>) -> Void) {
+        ComputeThreads.parallelFor(rows, threads: threads, minimumPerPart: 32) { _, range in body(range) }
+    }
+
+    func layerNorm(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, _ norm: LayerNormWeights,
+                   rows: Int, columns c: Int, eps: Float) {
+        split(rows) { range in
+            dino_layernorm(x + range.lowerBound * c, c, y + range.lowerBound * c, c, norm.weight, norm.bias, range.count, c, eps)
+        }
+    }
+
+    func addBias(_ x: UnsafeMutablePointer<Float>, ld: Int, _ bias: [Float], rows: Int, columns: Int) {
+        split(rows) { range in dino_add_bias(x + range.lowerBound * ld, ld, bias, range.count, columns) }
+    }
+
+    func biasActivation(_ x: UnsafeMutablePointer<Float>, _ bias: [Float]?, rows: Int, columns: Int, _ activation: dino_activation) {
+        withOptionalPointer(bias) { b in
+            split(rows) { range in dino_bias_activation(x + range.lowerBound * columns, b, range.count, columns, activation) }
+        }
+    }
+
+    func swiglu(_ x12: UnsafePointer<Float>, _ bias: [Float]?, into out: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+        withOptionalPointer(bias) { b in
+            split(rows) { range in
+                dino_swiglu(x12 + range.lowerBound * 2 * width, b, out + range.lowerBound * width, range.count, width)
+            }
+        }
+    }
+
+    /// `x += scale * (y + bias)`.
+    func residual(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, bias: [Float]?, scale: [Float]?, rows: Int, columns c: Int) {
+        withOptionalPointer(bias) { b in
+            withOptionalPointer(scale) { g in
+                split(rows) { range in dino_residual(x + range.lowerBound * c, y + range.lowerBound * c, b, g, range.count, c) }
+            }
+        }
     }
 }
 
@@ -373,7 +411,7 @@ final class Workspace {
     let hidden: UnsafeMutablePointer<Float>
     /// SwiGLU gate output `[B * N, F]`.
     let gate: UnsafeMutablePointer<Float>
-    /// Attention scores of one head `[N, N]`.
+    /// Attention scores of one head per thread, `threads` x `[N, N]`.
     let scores: UnsafeMutablePointer<Float>
     /// im2col patches `[B * h * w, K]`.
     let patches: UnsafeMutablePointer<Float>
@@ -381,7 +419,7 @@ final class Workspace {
     let embedded: UnsafeMutablePointer<Float>
     private let all: [UnsafeMutablePointer<Float>]
 
-    init(rows: Int, tokens: Int, hidden c: Int, ffnWidth f: Int, swiglu: Bool, patchRows: Int, patchColumns: Int) {
+    init(rows: Int, tokens: Int, hidden c: Int, ffnWidth f: Int, swiglu: Bool, patchRows: Int, patchColumns: Int, threads: Int) {
         func make(_ count: Int) -> UnsafeMutablePointer<Float> {
             let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
             pointer.initialize(repeating: 0, count: max(count, 1))
@@ -394,7 +432,7 @@ final class Workspace {
         branch = make(rows * c)
         hidden = make(rows * (swiglu ? 2 * f : f))
         gate = make(swiglu ? rows * f : 0)
-        scores = make(tokens * tokens)
+        scores = make(threads * tokens * tokens)
         patches = make(patchRows * patchColumns)
         embedded = make(patchRows * c)
         all = [x, normed, qkv, attention, branch, hidden, gate, scores, patches, embedded]

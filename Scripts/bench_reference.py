@@ -1,0 +1,716 @@
+#!/usr/bin/env python3
+# requires: python>=3.11
+# requires: torch==2.15.0 transformers==5.24.0 safetensors==0.8.0 numpy==2.4.6
+# requires: onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2 (onnx_ir==1.1.0)
+#   (the versions this script was written and tested with; onnxscript is needed by
+#    the dynamo-based `torch.onnx.export`, the only exporter that can translate the
+#    antialiased bicubic position-embedding resampling that DINOv2 uses)
+"""Compare the speed of the Swift DINOv2-with-registers port against PyTorch and ONNX Runtime.
+
+Run from the repository root after building the Swift benchmark binary:
+
+    swift build -c release
+    python Scripts/bench_reference.py                                  # vits14-reg and vitb14-reg, 224 px, batch 1
+    python Scripts/bench_reference.py --configs vitl14-reg:518:1 --runs 30 --json /tmp/bench.json
+
+Everything runs on the CPU in float32.
+
+Configs
+-------
+`--configs` is a comma separated list of `name:size:batch`, where `name` is one of
+`vits14-reg`, `vitb14-reg`, `vitl14-reg` (see `ARCHS`), `size` is the square input
+side H = W in pixels (a multiple of 14) and `batch` the batch size B.
+
+Weights
+-------
+For every model name a `Dinov2WithRegistersModel` with seeded random weights (HF
+initialisation, plus small noise on biases, norms, layer scales and the special
+tokens so that nothing is degenerate) is written once with `save_pretrained` to
+`<cache>/<name>/` (default cache `/tmp/dino-bench-cache`).  An existing folder with a
+`config.json` is reused.  PyTorch loads that folder with `from_pretrained` (SDPA
+attention), ONNX Runtime runs an ONNX export of it (cached as
+`<cache>/<name>/model_<size>_b<batch>.onnx`, static input shape, single output
+`last_hidden_state`), and the Swift binary is pointed at the same folder, so all
+three implementations compute the same function.  Before timing, the ONNX Runtime
+output is compared with PyTorch's `last_hidden_state` and the max abs diff printed.
+
+Timing protocol
+---------------
+Each implementation is warmed up first (`--warmup` forward passes for PyTorch and
+ONNX Runtime; one discarded invocation of the Swift binary).  Then the `--runs`
+timed forward passes of each implementation are split over `--rounds` rounds
+(default 5) and interleaved in time:
+
+    for each round:
+        PyTorch:      runs/rounds forward passes, each timed with time.perf_counter
+        ONNX Runtime: runs/rounds forward passes, each timed with time.perf_counter
+        Swift:        one invocation of the binary, which times runs/rounds passes itself
+
+so slow drifts of the machine (thermal, other load) hit all three alike.  Between
+the blocks the script sleeps `--settle` seconds so that spinning worker threads of
+the previous implementation go idle before the next one starts.
+
+The Swift binary is run as (one line, values filled in)
+
+    <swift-bench> --model <cache>/<name> --size <size> --batch <B> --runs <n> --warmup 1 --threads <threads> --json
+
+and must print one JSON object on stdout (the last line of stdout that parses as a
+JSON object is used; logs should go to stderr):
+
+    {"median_ms": ..., "min_ms": ..., "gflops": ..., "peak_rss_mb": ..., "runs_ms": [...]}
+
+Only `runs_ms` (the n per-pass wall times, model loading and its own warm-up
+excluded) is required; it is what the median/min below are computed from, so process
+start and model load are never counted.  The warm-up invocation uses
+`--runs 1 --warmup <warmup>`.  The binary defaults to `.build/release/dino-bench`
+under the repository root; if it does not exist the Swift column is skipped.
+
+Report
+------
+Per config: median and min ms of each implementation, GFLOP/s (analytic FLOPs of the
+forward pass, see `forward_flops`, divided by the median time), and the median
+ratios Swift/ORT and Swift/PyTorch (> 1 means Swift is slower).  The peak RSS of the
+Python process (ru_maxrss, cumulative over the configs run so far) and of the Swift
+binary (as it reports it) are recorded for information.  `--json OUT` also writes
+all of it, including every single timing, as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SWIFT_BENCH = REPO_ROOT / ".build" / "release" / "dino-bench"
+DEFAULT_CACHE = Path("/tmp/dino-bench-cache")
+DEFAULT_CONFIGS = "vits14-reg:224:1,vitb14-reg:224:1"
+
+PATCH = 14
+REGISTERS = 4
+MLP_RATIO = 4
+
+
+@dataclass(frozen=True)
+class Arch:
+    hidden: int
+    layers: int
+    heads: int
+
+
+ARCHS = {
+    "vits14-reg": Arch(hidden=384, layers=12, heads=6),
+    "vitb14-reg": Arch(hidden=768, layers=12, heads=12),
+    "vitl14-reg": Arch(hidden=1024, layers=24, heads=16),
+}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    name: str
+    size: int
+    batch: int
+
+    @property
+    def arch(self) -> Arch:
+        return ARCHS[self.name]
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.size}:{self.batch}"
+
+    @property
+    def tokens(self) -> int:
+        return 1 + REGISTERS + (self.size // PATCH) ** 2
+
+
+def parse_configs(text: str) -> list[BenchConfig]:
+    configs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            name, size, batch = item.split(":")
+            config = BenchConfig(name, int(size), int(batch))
+        except ValueError:
+            raise SystemExit(f"bad config {item!r}: expected name:size:batch, e.g. vits14-reg:224:1")
+        if name not in ARCHS:
+            raise SystemExit(f"unknown model {name!r}; known: {', '.join(ARCHS)}")
+        if config.size <= 0 or config.size % PATCH:
+            raise SystemExit(f"size {config.size} in {item!r} must be a positive multiple of {PATCH}")
+        if config.batch <= 0:
+            raise SystemExit(f"batch in {item!r} must be positive")
+        configs.append(config)
+    if not configs:
+        raise SystemExit("no configs given")
+    return configs
+
+
+def seed_of(text: str) -> int:
+    """A stable seed per string (Python's hash() is salted per process)."""
+    return zlib.crc32(text.encode())
+
+
+# ---------------------------------------------------------------------------
+# FLOPs
+
+
+def forward_flops(config: BenchConfig) -> float:
+    """Multiply-add FLOPs (2 per MAC) of one forward pass over the whole batch.
+
+    Counts the GEMMs (patch embedding, per layer QKV, output projection and the two
+    MLP matrices) and the two attention matmuls (Q K^T and P V); norms, softmax,
+    GELU, residuals and the position-embedding resampling are ignored.
+    """
+    arch, batch, tokens = config.arch, config.batch, config.tokens
+    d = arch.hidden
+    head_dim = d // arch.heads
+    patches = (config.size // PATCH) ** 2
+
+    def gemm(m: int, n: int, k: int) -> float:
+        return 2.0 * m * n * k
+
+    rows = batch * tokens
+    patch_embed = gemm(batch * patches, d, 3 * PATCH * PATCH)
+    per_layer = (
+        gemm(rows, 3 * d, d)  # QKV
+        + gemm(rows, d, d)  # attention output projection
+        + gemm(rows, MLP_RATIO * d, d)  # fc1
+        + gemm(rows, d, MLP_RATIO * d)  # fc2
+        + 2 * 2.0 * batch * arch.heads * tokens * tokens * head_dim  # Q K^T and P V
+    )
+    return patch_embed + arch.layers * per_layer
+
+
+# ---------------------------------------------------------------------------
+# Model folder
+
+
+def make_hf_config(arch: Arch):
+    from transformers import Dinov2WithRegistersConfig
+
+    return Dinov2WithRegistersConfig(
+        hidden_size=arch.hidden,
+        num_hidden_layers=arch.layers,
+        num_attention_heads=arch.heads,
+        mlp_ratio=MLP_RATIO,
+        hidden_act="gelu",
+        image_size=518,
+        patch_size=PATCH,
+        num_channels=3,
+        num_register_tokens=REGISTERS,
+        qkv_bias=True,
+        layerscale_value=1.0,
+        use_swiglu_ffn=False,
+        layer_norm_eps=1e-6,
+    )
+
+
+@torch.no_grad()
+def perturb_(model: torch.nn.Module, seed: int) -> None:
+    """Give every parameter that HF initialises to a constant some seeded noise.
+
+    HF init leaves biases and register / mask tokens at zero and norms / layer
+    scales at one; the benchmark should not run on such special values.
+    """
+    gen = torch.Generator().manual_seed(seed)
+
+    def noise(p: torch.Tensor, std: float) -> torch.Tensor:
+        return torch.randn(p.shape, generator=gen, dtype=p.dtype) * std
+
+    for name, p in model.named_parameters():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf == "bias":
+            p.add_(noise(p, 0.02))
+        elif leaf in ("register_tokens", "mask_token", "cls_token"):
+            p.add_(noise(p, 0.02))
+        elif leaf == "lambda1":  # layer scale
+            p.mul_(0.1).add_(noise(p, 0.01))
+        elif "norm" in name and leaf == "weight":
+            p.add_(noise(p, 0.05))
+
+
+def ensure_model_dir(config: BenchConfig, cache: Path) -> Path:
+    directory = cache / config.name
+    if (directory / "config.json").is_file():
+        print(f"  weights: reusing {directory}")
+        return directory
+    from transformers import Dinov2WithRegistersModel
+
+    print(f"  weights: creating random-weight {config.name} in {directory}")
+    torch.manual_seed(seed_of(config.name))
+    model = Dinov2WithRegistersModel(make_hf_config(config.arch)).eval()
+    perturb_(model, seed_of(config.name) + 1)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    del model
+    gc.collect()
+    return directory
+
+
+def load_torch_model(directory: Path):
+    from transformers import Dinov2WithRegistersModel
+
+    model = Dinov2WithRegistersModel.from_pretrained(directory, attn_implementation="sdpa", dtype=torch.float32)
+    return model.eval()
+
+
+def make_input(config: BenchConfig) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed_of(config.label))
+    return torch.randn(config.batch, 3, config.size, config.size, generator=gen, dtype=torch.float32)
+
+
+# ---------------------------------------------------------------------------
+# ONNX
+
+
+class LastHiddenState(torch.nn.Module):
+    """Exposes only `last_hidden_state`, so the ONNX graph has a single output."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixel_values).last_hidden_state
+
+
+def onnx_path(config: BenchConfig, directory: Path) -> Path:
+    return directory / f"model_{config.size}_b{config.batch}.onnx"
+
+
+def ensure_onnx(config: BenchConfig, model, pixel_values: torch.Tensor, directory: Path, opset: int) -> Path:
+    path = onnx_path(config, directory)
+    if path.is_file():
+        print(f"  onnx:    reusing {path.name}")
+        return path
+    print(f"  onnx:    exporting {path.name} (torch.onnx.export, dynamo=True, opset {opset}) ...", flush=True)
+    start = time.perf_counter()
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                LastHiddenState(model).eval(),
+                (pixel_values,),
+                str(path),
+                input_names=["pixel_values"],
+                output_names=["last_hidden_state"],
+                opset_version=opset,
+                dynamo=True,
+                external_data=True,
+                optimize=True,
+                verbose=False,
+            )
+    except BaseException:
+        for leftover in (path, path.with_name(path.name + ".data")):
+            leftover.unlink(missing_ok=True)
+        raise
+    print(f"  onnx:    exported in {time.perf_counter() - start:.1f} s")
+    return path
+
+
+def make_ort_session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+# ---------------------------------------------------------------------------
+# Runners: each has warm(n) and timed(n) -> list of ms
+
+
+class TorchRunner:
+    name = "pytorch"
+
+    def __init__(self, model, pixel_values: torch.Tensor):
+        self.model = model
+        self.pixel_values = pixel_values
+
+    def forward(self) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.model(pixel_values=self.pixel_values).last_hidden_state
+
+    def warm(self, n: int) -> None:
+        for _ in range(n):
+            self.forward()
+
+    def timed(self, n: int) -> list[float]:
+        times = []
+        with torch.inference_mode():
+            for _ in range(n):
+                start = time.perf_counter()
+                self.model(pixel_values=self.pixel_values)
+                times.append((time.perf_counter() - start) * 1e3)
+        return times
+
+
+class OrtRunner:
+    name = "ort"
+
+    def __init__(self, session, pixel_values: np.ndarray):
+        self.session = session
+        self.feed = {"pixel_values": pixel_values}
+
+    def forward(self) -> np.ndarray:
+        return self.session.run(["last_hidden_state"], self.feed)[0]
+
+    def warm(self, n: int) -> None:
+        for _ in range(n):
+            self.forward()
+
+    def timed(self, n: int) -> list[float]:
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            self.session.run(["last_hidden_state"], self.feed)
+            times.append((time.perf_counter() - start) * 1e3)
+        return times
+
+
+class SwiftError(RuntimeError):
+    pass
+
+
+class SwiftRunner:
+    """Runs the Swift benchmark binary; it reports its own per-pass timings."""
+
+    name = "swift"
+
+    def __init__(self, binary: Path, config: BenchConfig, directory: Path, threads: int, timeout: float):
+        self.binary = binary
+        self.config = config
+        self.directory = directory
+        self.threads = threads
+        self.timeout = timeout
+        self.reports: list[dict] = []  # every JSON object the binary printed
+
+    def command(self, runs: int, warmup: int) -> list[str]:
+        return [
+            str(self.binary),
+            "--model", str(self.directory),
+            "--size", str(self.config.size),
+            "--batch", str(self.config.batch),
+            "--runs", str(runs),
+            "--warmup", str(warmup),
+            "--threads", str(self.threads),
+            "--json",
+        ]  # fmt: skip
+
+    def invoke(self, runs: int, warmup: int) -> dict:
+        cmd = self.command(runs, warmup)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            raise SwiftError(f"timed out after {self.timeout:.0f} s: {' '.join(cmd)}")
+        if proc.returncode != 0:
+            tail = "\n".join(proc.stderr.strip().splitlines()[-20:])
+            raise SwiftError(f"exit code {proc.returncode}: {' '.join(cmd)}\n{tail}")
+        report = None
+        for line in reversed(proc.stdout.strip().splitlines()):
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    report = json.loads(line)
+                    break
+                except json.JSONDecodeError:
+                    continue
+        if report is None:
+            try:  # maybe pretty-printed over several lines
+                report = json.loads(proc.stdout)
+            except json.JSONDecodeError:
+                raise SwiftError(f"no JSON object on stdout of: {' '.join(cmd)}\n{proc.stdout[-2000:]}")
+        runs_ms = report.get("runs_ms")
+        if not isinstance(runs_ms, list) or not runs_ms:
+            raise SwiftError(f"JSON without a non-empty 'runs_ms' list: {report}")
+        if len(runs_ms) != runs:
+            print(f"  note: swift printed {len(runs_ms)} timings, asked for {runs}")
+        self.reports.append(report)
+        return report
+
+    def warm(self, n: int) -> None:
+        self.invoke(runs=1, warmup=max(n, 0))
+
+    def timed(self, n: int) -> list[float]:
+        return [float(t) for t in self.invoke(runs=n, warmup=1)["runs_ms"]]
+
+
+# ---------------------------------------------------------------------------
+# Benchmark
+
+
+def split_runs(runs: int, rounds: int) -> list[int]:
+    rounds = max(1, min(rounds, runs))
+    base, extra = divmod(runs, rounds)
+    return [base + (1 if r < extra else 0) for r in range(rounds)]
+
+
+def summarize(times: list[float], flops: float) -> dict:
+    median = statistics.median(times)
+    return {
+        "median_ms": median,
+        "min_ms": min(times),
+        "mean_ms": statistics.fmean(times),
+        "stdev_ms": statistics.stdev(times) if len(times) > 1 else 0.0,
+        "gflops": flops / (median * 1e-3) / 1e9,
+        "runs_ms": times,
+    }
+
+
+def python_peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def bench_config(config: BenchConfig, args, swift_binary: Path | None) -> dict:
+    print(f"\n=== {config.label}  (hidden {config.arch.hidden}, {config.arch.layers} layers, "
+          f"{config.arch.heads} heads, {config.tokens} tokens) ===")  # fmt: skip
+    flops = forward_flops(config)
+    result: dict = {
+        "config": config.label,
+        "model": config.name,
+        "size": config.size,
+        "batch": config.batch,
+        "tokens": config.tokens,
+        "gflop_per_image": flops / config.batch / 1e9,
+        "gflop_per_forward": flops / 1e9,
+    }
+    print(f"  forward: {result['gflop_per_image']:.3f} GFLOP per image, {result['gflop_per_forward']:.3f} per batch")
+
+    directory = ensure_model_dir(config, args.cache)
+    result["model_dir"] = str(directory)
+    model = load_torch_model(directory)
+    pixel_values = make_input(config)
+    path = ensure_onnx(config, model, pixel_values, directory, args.opset)
+    result["onnx_path"] = str(path)
+    session = make_ort_session(path, args.threads)
+
+    runners = [TorchRunner(model, pixel_values), OrtRunner(session, pixel_values.numpy())]
+
+    # Correctness: ORT vs PyTorch.
+    reference = runners[0].forward().numpy()
+    onnx_out = runners[1].forward()
+    if onnx_out.shape != reference.shape:
+        raise SystemExit(f"ORT output shape {onnx_out.shape} != PyTorch {reference.shape}")
+    diff = float(np.max(np.abs(onnx_out - reference)))
+    scale = float(np.max(np.abs(reference)))
+    result["ort_vs_pytorch_max_abs_diff"] = diff
+    result["pytorch_max_abs"] = scale
+    print(f"  check:   ORT vs PyTorch last_hidden_state max abs diff {diff:.3e} (max |value| {scale:.3f})")
+    if not math.isfinite(diff) or diff > 1e-2 * max(scale, 1.0):
+        print("  WARNING: ORT and PyTorch disagree more than expected")
+
+    swift = None
+    if swift_binary is not None:
+        swift = SwiftRunner(swift_binary, config, directory, args.threads, args.swift_timeout)
+        print("  swift:   " + " ".join(swift.command(runs=split_runs(args.runs, args.rounds)[0], warmup=1)))
+        runners.append(swift)
+
+    # Warm-up.
+    for runner in list(runners):
+        try:
+            runner.warm(args.warmup)
+        except SwiftError as err:
+            print(f"  swift warm-up failed, skipping swift: {err}")
+            runners.remove(runner)
+            result["swift_error"] = str(err)
+        time.sleep(args.settle)
+
+    # Interleaved rounds.
+    times: dict[str, list[float]] = {runner.name: [] for runner in runners}
+    per_round = split_runs(args.runs, args.rounds)
+    for index, n in enumerate(per_round):
+        for runner in list(runners):
+            try:
+                times[runner.name] += runner.timed(n)
+            except SwiftError as err:
+                print(f"  swift failed in round {index + 1}, dropping it: {err}")
+                runners.remove(runner)
+                times.pop(runner.name, None)
+                result["swift_error"] = str(err)
+            time.sleep(args.settle)
+        status = "  ".join(f"{name} {statistics.median(t[-n:]):.2f}" for name, t in times.items() if t)
+        print(f"  round {index + 1}/{len(per_round)} ({n} runs each), medians ms: {status}")
+
+    result["impls"] = {name: summarize(t, flops) for name, t in times.items() if t}
+    if swift is not None and "swift" in result["impls"]:
+        reported_rss = [r["peak_rss_mb"] for r in swift.reports if isinstance(r.get("peak_rss_mb"), (int, float))]
+        reported_gflops = [r["gflops"] for r in swift.reports if isinstance(r.get("gflops"), (int, float))]
+        result["impls"]["swift"]["peak_rss_mb"] = max(reported_rss) if reported_rss else None
+        result["impls"]["swift"]["reported_gflops"] = statistics.median(reported_gflops) if reported_gflops else None
+        result["impls"]["swift"]["reports"] = swift.reports
+    impls = result["impls"]
+    ratios = {}
+    if "swift" in impls:
+        for other in ("ort", "pytorch"):
+            if other in impls:
+                ratios[f"swift/{other}"] = impls["swift"]["median_ms"] / impls[other]["median_ms"]
+    result["ratios_median"] = ratios
+    result["python_peak_rss_mb"] = python_peak_rss_mb()
+
+    print_table(result)
+
+    del runners, session, model
+    gc.collect()
+    return result
+
+
+def print_table(result: dict) -> None:
+    labels = {"pytorch": "PyTorch (sdpa)", "ort": "ONNX Runtime", "swift": "Swift"}
+    impls = result["impls"]
+    print(f"\n  {result['config']}  ({result['gflop_per_image']:.3f} GFLOP/image)")
+    print(f"  {'implementation':<16}{'median ms':>11}{'min ms':>10}{'GFLOP/s':>10}{'runs':>6}")
+    for name in ("pytorch", "ort", "swift"):
+        if name in impls:
+            s = impls[name]
+            print(f"  {labels[name]:<16}{s['median_ms']:>11.2f}{s['min_ms']:>10.2f}{s['gflops']:>10.1f}"
+                  f"{len(s['runs_ms']):>6}")  # fmt: skip
+        else:
+            print(f"  {labels[name]:<16}{'-':>11}{'-':>10}{'-':>10}{'-':>6}")
+    for key, value in result["ratios_median"].items():
+        print(f"  {key.replace('swift', 'Swift').replace('ort', 'ORT').replace('pytorch', 'PyTorch')} (median): "
+              f"{value:.2f}x")  # fmt: skip
+    swift = impls.get("swift", {})
+    rss = f"Python process {result['python_peak_rss_mb']:.0f} MB (cumulative)"
+    if swift.get("peak_rss_mb") is not None:
+        rss += f", Swift {swift['peak_rss_mb']:.0f} MB"
+    print(f"  peak RSS: {rss}")
+
+
+# ---------------------------------------------------------------------------
+# Machine / versions
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict:
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return {
+        "cpu": cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable,
+        "platform": platform.platform(),
+    }
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for package in ("torch", "transformers", "safetensors", "numpy", "onnx", "onnxruntime", "onnxscript", "onnx_ir"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = None
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"name:size:batch,... (default {DEFAULT_CONFIGS})")
+    parser.add_argument("--runs", type=int, default=20, help="timed forward passes per implementation (default 20)")
+    parser.add_argument("--warmup", type=int, default=3, help="warm-up passes per implementation (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds the runs are split into (default 5)")
+    parser.add_argument("--threads", type=int, default=2, help="compute threads for every implementation (default 2)")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help=f"weights/ONNX cache (default {DEFAULT_CACHE})")
+    parser.add_argument("--swift-bench", type=Path, default=None,
+                        help=f"Swift benchmark binary (default {DEFAULT_SWIFT_BENCH.relative_to(REPO_ROOT)} "
+                             "under the repo root, if it exists)")  # fmt: skip
+    parser.add_argument("--no-swift", action="store_true", help="do not run the Swift binary")
+    parser.add_argument("--swift-timeout", type=float, default=1800.0, help="seconds per Swift invocation")
+    parser.add_argument("--settle", type=float, default=0.2, help="pause in s between implementation blocks")
+    parser.add_argument("--opset", type=int, default=20, help="ONNX opset for the export (default 20)")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write all results to OUT")
+    args = parser.parse_args()
+    if args.runs < 1 or args.warmup < 0 or args.rounds < 1 or args.threads < 1:
+        parser.error("--runs, --rounds, --threads must be >= 1 and --warmup >= 0")
+    configs = parse_configs(args.configs)
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(args.threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+
+    swift_binary: Path | None = None
+    if args.no_swift:
+        print("note: --no-swift given, Swift is not run")
+    else:
+        candidate = args.swift_bench if args.swift_bench is not None else DEFAULT_SWIFT_BENCH
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            swift_binary = Path(os.path.abspath(candidate))
+        else:
+            print(f"note: Swift benchmark binary {candidate} not found (run `swift build -c release`); skipping Swift")
+
+    machine, vers = machine_info(), versions()
+    print(f"machine: {machine['cpu']}, {machine['logical_cores']} logical cores "
+          f"({machine['usable_cores']} usable), {machine['platform']}")  # fmt: skip
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in vers.items() if v is not None))
+    print(f"settings: threads {args.threads}, runs {args.runs} in {min(args.rounds, args.runs)} rounds, "
+          f"warmup {args.warmup}, float32, cache {args.cache}, swift {swift_binary or '-'}")  # fmt: skip
+
+    results = [bench_config(config, args, swift_binary) for config in configs]
+
+    if len(results) > 1:
+        print("\n=== summary (median ms) ===")
+        print(f"  {'config':<22}{'PyTorch':>10}{'ORT':>10}{'Swift':>10}{'Swift/ORT':>11}{'Swift/PT':>10}")
+        for r in results:
+            cell = lambda name: f"{r['impls'][name]['median_ms']:>10.2f}" if name in r["impls"] else f"{'-':>10}"
+            ratio = lambda key, w: f"{r['ratios_median'][key]:>{w}.2f}" if key in r["ratios_median"] else f"{'-':>{w}}"
+            print(f"  {r['config']:<22}{cell('pytorch')}{cell('ort')}{cell('swift')}"
+                  f"{ratio('swift/ort', 11)}{ratio('swift/pytorch', 10)}")  # fmt: skip
+
+    if args.json is not None:
+        document = {
+            "machine": machine,
+            "versions": vers,
+            "settings": {
+                "threads": args.threads,
+                "runs": args.runs,
+                "warmup": args.warmup,
+                "rounds": min(args.rounds, args.runs),
+                "settle_s": args.settle,
+                "opset": args.opset,
+                "onnx_exporter": "torch.onnx.export(dynamo=True)",
+                "cache": str(args.cache),
+                "swift_bench": str(swift_binary) if swift_binary else None,
+            },
+            "results": results,
+            "python_peak_rss_mb": python_peak_rss_mb(),
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -141,28 +141,28 @@ struct CheckpointLoader {
             outFeatures: labels, inFeatures: 2 * c)
     }
 
+    /// The FFN of one block: SwiGLU from the packed `(in, out)` layers when the configuration
+    /// asks for it, else the MLP `<mlp>.fc1` / `<mlp>.fc2`.
+    private mutating func feedForward(swiglu names: (String, String), mlp: String) throws(DinoModelError) -> FeedForwardWeights {
+        let (c, f) = (configuration.hiddenSize, configuration.ffnHiddenSize)
+        if configuration.useSwigluFFN {
+            return .swiglu(weightsIn: try linear(names.0, out: 2 * f, in: c), weightsOut: try linear(names.1, out: c, in: f))
+        }
+        return .mlp(fc1: try linear(mlp + ".fc1", out: f, in: c), fc2: try linear(mlp + ".fc2", out: c, in: f))
+    }
+
     // MARK: - HF transformers
 
     private mutating func loadHuggingFace() throws(DinoModelError) -> ModelWeights {
         let c = configuration.hiddenSize
         let r = configuration.numRegisterTokens
-        let f = configuration.ffnHiddenSize
         var blocks: [BlockWeights] = []
         for i in 0..<configuration.numHiddenLayers {
             let layer = "encoder.layer.\(i)."
             let q = try linear(layer + "attention.attention.query", out: c, in: c, bias: configuration.qkvBias)
             let k = try linear(layer + "attention.attention.key", out: c, in: c, bias: configuration.qkvBias)
             let v = try linear(layer + "attention.attention.value", out: c, in: c, bias: configuration.qkvBias)
-            let feedForward: FeedForwardWeights
-            if configuration.useSwigluFFN {
-                feedForward = .swiglu(
-                    weightsIn: try linear(layer + "mlp.weights_in", out: 2 * f, in: c),
-                    weightsOut: try linear(layer + "mlp.weights_out", out: c, in: f))
-            } else {
-                feedForward = .mlp(
-                    fc1: try linear(layer + "mlp.fc1", out: f, in: c),
-                    fc2: try linear(layer + "mlp.fc2", out: c, in: f))
-            }
+            let feedForward = try feedForward(swiglu: (layer + "mlp.weights_in", layer + "mlp.weights_out"), mlp: layer + "mlp")
             blocks.append(BlockWeights(
                 norm1: try layerNorm(layer + "norm1"),
                 qkv: LinearWeights(
@@ -196,24 +196,14 @@ struct CheckpointLoader {
     private mutating func loadOriginal(naming: CheckpointNaming) throws(DinoModelError) -> ModelWeights {
         let c = configuration.hiddenSize
         let r = configuration.numRegisterTokens
-        let f = configuration.ffnHiddenSize
         // Both namings carry LayerScale as `ls1.gamma` when the model was built with init_values.
         let hasLayerScale = has("blocks.0.ls1.gamma")
         var blocks: [BlockWeights] = []
         for i in 0..<configuration.numHiddenLayers {
             let block = "blocks.\(i)."
-            let feedForward: FeedForwardWeights
-            if configuration.useSwigluFFN {
-                // Meta names the packed SwiGLU `w12` / `w3`; timm's SwiGLUPacked `fc1` / `fc2`.
-                let (inName, outName) = has(block + "mlp.w12.weight") ? ("mlp.w12", "mlp.w3") : ("mlp.fc1", "mlp.fc2")
-                feedForward = .swiglu(
-                    weightsIn: try linear(block + inName, out: 2 * f, in: c),
-                    weightsOut: try linear(block + outName, out: c, in: f))
-            } else {
-                feedForward = .mlp(
-                    fc1: try linear(block + "mlp.fc1", out: f, in: c),
-                    fc2: try linear(block + "mlp.fc2", out: c, in: f))
-            }
+            // Meta names the packed SwiGLU `w12` / `w3`; timm's SwiGLUPacked `fc1` / `fc2`.
+            let swiglu = has(block + "mlp.w12.weight") ? (block + "mlp.w12", block + "mlp.w3") : (block + "mlp.fc1", block + "mlp.fc2")
+            let feedForward = try feedForward(swiglu: swiglu, mlp: block + "mlp")
             blocks.append(BlockWeights(
                 norm1: try layerNorm(block + "norm1"),
                 qkv: try linear(block + "attn.qkv", out: 3 * c, in: c, bias: configuration.qkvBias),

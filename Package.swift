@@ -6,6 +6,8 @@ let package = Package(
     products: [
         .library(name: "DinoModel", targets: ["DinoModel"]),
         .library(name: "DinoTensor", targets: ["DinoTensor"]),
+        .library(name: "DinoImage", targets: ["DinoImage"]),
+        .library(name: "DinoHub", targets: ["DinoHub"]),
         .executable(name: "dino", targets: ["DinoCLI"]),
         .executable(name: "dino-bench", targets: ["DinoBenchmarks"]),
     ],
@@ -13,23 +15,36 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // Hot loops: portable C with AVX-512 versions chosen at run time.
+        // Hot loops: portable C with AVX2+FMA versions chosen at run time.
         .target(name: "CDinoKernels", path: "Sources/CDinoKernels"),
         // Debian's libopenblas-dev (sgemm).
         .systemLibrary(
             name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
+        // extern "C" bridge to OpenCV's codecs; links only core, imgproc and imgcodecs.
+        // opencv-headers/opencv2 links to Debian's /usr/include/opencv4/opencv2, so no
+        // pkg-config (which would link all OpenCV libraries) and no unsafe flags are needed.
+        .target(
+            name: "COpenCVBridge", path: "Sources/COpenCVBridge", exclude: ["opencv-headers"],
+            cxxSettings: [.headerSearchPath("opencv-headers")],
+            linkerSettings: [.linkedLibrary("opencv_core"), .linkedLibrary("opencv_imgproc"), .linkedLibrary("opencv_imgcodecs")]),
         // Float tensors, safetensors and .npy files.
         .target(name: "DinoTensor", dependencies: ["CDinoKernels"], path: "Sources/DinoTensor"),
         // Configuration, checkpoint loading, the ViT forward pass and the backbone view.
         .target(
             name: "DinoModel", dependencies: ["DinoTensor", "CDinoKernels", "COpenBLAS"],
             path: "Sources/DinoModel"),
+        // Image decoding/encoding (through the OpenCV bridge), preprocessing presets, pictures.
+        .target(name: "DinoImage", dependencies: ["COpenCVBridge", "DinoTensor", "CDinoKernels"], path: "Sources/DinoImage"),
+        // SHA-256 for verifying downloads.
+        .target(name: "CDinoSHA256", path: "Sources/CDinoSHA256"),
+        // Hugging Face hub ids: the standard cache layout and resumable, verified downloads.
+        .target(name: "DinoHub", dependencies: ["CDinoSHA256", "DinoTensor"], path: "Sources/DinoHub"),
         // The `dino` command-line tool.
         .executableTarget(
             name: "DinoCLI",
             dependencies: [
-                "DinoModel", "DinoTensor",
+                "DinoModel", "DinoTensor", "DinoImage", "DinoHub",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/DinoCLI"),
@@ -43,6 +58,10 @@ let package = Package(
 
         .testTarget(name: "DinoKernelsTests", dependencies: ["CDinoKernels"], path: "Tests/DinoKernelsTests"),
         .testTarget(name: "DinoTensorTests", dependencies: ["DinoTensor"], path: "Tests/DinoTensorTests"),
+        .testTarget(
+            name: "DinoImageTests", dependencies: ["DinoImage", "DinoTensor"], path: "Tests/DinoImageTests",
+            exclude: ["Fixtures"]),
+        .testTarget(name: "DinoHubTests", dependencies: ["DinoHub", "CDinoSHA256"], path: "Tests/DinoHubTests"),
         .testTarget(
             name: "DinoModelTests", dependencies: ["DinoModel", "DinoTensor"], path: "Tests/DinoModelTests",
             exclude: ["Fixtures"]),

@@ -35,7 +35,9 @@ let package = Package(
             name: "DinoModel", dependencies: ["DinoTensor", "CDinoKernels", "COpenBLAS"],
             path: "Sources/DinoModel"),
         // Image decoding/encoding (through the OpenCV bridge), preprocessing presets, pictures.
-        .target(name: "DinoImage", dependencies: ["COpenCVBridge", "DinoTensor", "CDinoKernels"], path: "Sources/DinoImage"),
+        .target(
+            name: "DinoImage", dependencies: ["COpenCVBridge", "COpenBLAS", "DinoTensor", "CDinoKernels"],
+            path: "Sources/DinoImage"),
         // SHA-256 for verifying downloads.
         .target(name: "CDinoSHA256", path: "Sources/CDinoSHA256"),
         // Hugging Face hub ids: the standard cache layout and resumable, verified downloads.
@@ -55,6 +57,8 @@ let package = Package(
             ],
             path: "Benchmarks/DinoBenchmarks"),
         .executableTarget(name: "BackboneFeatures", dependencies: ["DinoModel", "DinoTensor"], path: "Examples/BackboneFeatures"),
+        .executableTarget(
+            name: "ImageFeatures", dependencies: ["DinoModel", "DinoTensor", "DinoImage"], path: "Examples/ImageFeatures"),
 
         .testTarget(name: "DinoKernelsTests", dependencies: ["CDinoKernels"], path: "Tests/DinoKernelsTests"),
         .testTarget(name: "DinoTensorTests", dependencies: ["DinoTensor"], path: "Tests/DinoTensorTests"),

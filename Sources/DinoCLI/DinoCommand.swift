@@ -10,5 +10,5 @@ struct DinoCommand: ParsableCommand {
             Loads checkpoints laid out as on the Hugging Face hub (config.json + model.safetensors, \
             HF, original Meta or timm tensor names) and runs them on the CPU.
             """,
-        subcommands: [FeaturesCommand.self])
+        subcommands: [FeaturesCommand.self, PCACommand.self, AttentionCommand.self, NormsCommand.self, ClassifyCommand.self])
 }

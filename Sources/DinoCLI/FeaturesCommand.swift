@@ -1,17 +1,24 @@
 import ArgumentParser
+import DinoImage
 import DinoModel
 import DinoTensor
 import Foundation
 
-/// `dino features`: backbone feature maps for a tensor of normalised pixels.
+/// `dino features`: backbone feature maps for images, or for a tensor of normalised pixels.
 struct FeaturesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "features",
-        abstract: "Compute feature maps, hidden states and attentions for pixel tensors.",
+        abstract: "Compute feature maps (and CLS / register tokens) for images or pixel tensors.",
         discussion: """
-            Reads normalised pixels [B, 3, H, W] (H and W multiples of the patch size) from a \
-            .npy, or from the 'pixel_values' tensor of a .safetensors file, and writes one \
-            .safetensors file of F32 tensors:
+            Images: every input image gets OUTPUT_DIR/<name>.safetensors (or <name>.<tensor>.npy \
+            files with --format npy) holding:
+
+              feature_maps.<stage>   [1, C, H/p, W/p] per selected stage (or [1, N, C] with --no-reshape)
+              cls_token              [1, C], the final-normed CLS token
+              register_tokens        [1, R, C], final-normed, with --registers
+
+            Pixel tensors (--pixels IN --output OUT.safetensors): normalised pixels [B, 3, H, W] \
+            from a .npy or the 'pixel_values' tensor of a .safetensors, and OUT gets:
 
               last_hidden_state      [B, N, C], tokens [CLS, registers, patches]
               pooler_output          [B, C]
@@ -21,17 +28,21 @@ struct FeaturesCommand: ParsableCommand {
               logits                 [B, labels], classification checkpoints only
 
             Stages default to the model's config.json (out_features / out_indices, else the \
-            last stage). The output file appears only when it is complete.
+            last stage). Images are resized with --resize 448 unless another preset is given. \
+            Output files appear only when complete; a failing image is reported and skipped, and \
+            the exit code is 1 if any failed.
             """)
 
-    @Option(name: .long, help: "Model folder: config.json and model.safetensors (or a sharded index).")
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var images: ImageInputOptions
+    @OptionGroup var preprocess: PreprocessOptions
+    @OptionGroup var output: OutputOptions
 
     @Option(name: .long, help: "Input pixels [B, 3, H, W], already normalised: a .npy, or a .safetensors holding 'pixel_values'.")
-    var pixels: String
+    var pixels: String?
 
-    @Option(name: .long, help: "Output .safetensors file.")
-    var output: String
+    @Option(name: .customLong("output"), help: "Output .safetensors file for --pixels.")
+    var outputFile: String?
 
     @Option(name: .long, parsing: .unconditional, help: "Stages to return by name, comma-separated (e.g. stage2,stage12).")
     var outFeatures: String?
@@ -45,24 +56,35 @@ struct FeaturesCommand: ParsableCommand {
     @Flag(name: .long, help: "Keep feature maps as [B, N, C] tokens (CLS and registers included).")
     var noReshape = false
 
-    @Flag(name: .long, help: "Also write every hidden state.")
+    @Flag(name: .long, help: "With --pixels: also write every hidden state.")
     var hiddenStates = false
 
-    @Flag(name: .long, help: "Also write every block's attention probabilities.")
+    @Flag(name: .long, help: "With --pixels: also write every block's attention probabilities.")
     var attentions = false
 
-    @Option(name: .long, help: "GEMM threads (default: all cores).")
-    var threads: Int?
+    @Flag(name: .long, help: "With images: also write the register tokens.")
+    var registers = false
 
-    func validate() throws {
-        guard output.hasSuffix(".safetensors") else {
-            throw ValidationError("--output must end in .safetensors, got \(output)")
-        }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    @Option(name: .long, help: "With images: safetensors (one file per image) or npy (one file per tensor).")
+    var format: OutputFormat = .safetensors
+
+    enum OutputFormat: String, ExpressibleByArgument {
+        case safetensors, npy
     }
 
-    func run() throws {
-        ComputeThreads.set(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+    func validate() throws {
+        if pixels != nil {
+            guard let outputFile, outputFile.hasSuffix(".safetensors") else {
+                throw ValidationError("--pixels needs --output FILE.safetensors")
+            }
+            if !images.inputs.isEmpty { throw ValidationError("give either image inputs or --pixels, not both") }
+        } else {
+            if images.inputs.isEmpty { throw ValidationError("give image files, folders or globs, or --pixels") }
+            if hiddenStates || attentions { throw ValidationError("--hidden-states and --attentions go with --pixels") }
+        }
+    }
+
+    private func stageArguments() throws -> (features: [String]?, indices: [Int]?) {
         let indices = try outIndices.map { text in
             try text.split(separator: ",").map { part -> Int in
                 guard let value = Int(part.trimmingCharacters(in: .whitespaces)) else {
@@ -72,16 +94,27 @@ struct FeaturesCommand: ParsableCommand {
             }
         }
         let features = outFeatures.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        return (features, indices)
+    }
 
-        let vit = try VisionTransformer(directory: URL(fileURLWithPath: model))
+    func run() throws {
+        let (vit, folder) = try modelOptions.load()
+        let stages = try stageArguments()
         let backbone = try Backbone(
-            model: vit, outFeatures: features, outIndices: indices,
+            model: vit, outFeatures: stages.features, outIndices: stages.indices,
             applyLayernorm: noLayernorm ? false : nil, reshapeHiddenStates: noReshape ? false : nil)
+        if let pixels, let outputFile {
+            try runPixels(backbone, pixels: pixels, output: outputFile)
+        } else {
+            try runImages(backbone, modelFolder: folder)
+        }
+    }
+
+    private func runPixels(_ backbone: Backbone, pixels: String, output: String) throws {
         let pixelsURL = URL(fileURLWithPath: pixels)
         let input = pixels.hasSuffix(".safetensors")
             ? try SafetensorsFile(url: pixelsURL).tensor("pixel_values") : try NumpyFile.read(pixelsURL)
         let result = try backbone(input, outputHiddenStates: hiddenStates, outputAttentions: attentions)
-
         var tensors: [(name: String, tensor: Tensor)] = [
             ("last_hidden_state", result.model.lastHiddenState),
             ("pooler_output", result.model.poolerOutput),
@@ -91,8 +124,56 @@ struct FeaturesCommand: ParsableCommand {
         for (i, map) in (result.attentions ?? []).enumerated() { tensors.append(("attentions.\(i)", map)) }
         if let logits = result.model.logits { tensors.append(("logits", logits)) }
         try SafetensorsFile.write(tensors, metadata: [
-            "model": model, "stages": result.stageNames.joined(separator: ","),
+            "model": modelOptions.model, "stages": result.stageNames.joined(separator: ","),
             "grid": "\(result.gridSize.height)x\(result.gridSize.width)",
         ], to: URL(fileURLWithPath: output))
+    }
+
+    private func runImages(_ backbone: Backbone, modelFolder: URL) throws {
+        let config = backbone.model.configuration
+        let preset = try preprocess.preset(modelFolder: modelFolder, fallback: .resize(shortSide: 448))
+        let outputFolder = try output.folder()
+        let (files, missing) = images.expand()
+        var batches = ImageBatches(files: files, missing: missing, preprocessing: preset, patchSize: config.patchSize,
+                                   batchSize: images.batchSize, label: "features")
+        let prefix = config.numPrefixTokens
+        batches.run { batch, pixels in
+            let result = try backbone(pixels)
+            let last = result.model.lastHiddenState
+            var failed: [(LoadedImage, String)] = []
+            for (i, item) in batch.enumerated() {
+                var tensors: [(name: String, tensor: Tensor)] = []
+                for (stage, map) in zip(result.stageNames, result.featureMaps) {
+                    tensors.append(("feature_maps.\(stage)", Tensor.stack([map[i]])))
+                }
+                let tokens = last[i]  // [N, C]
+                let c = config.hiddenSize
+                tensors.append(("cls_token", Tensor(shape: [1, c], scalars: Array(tokens.scalars[0..<c]))))
+                if registers {
+                    let r = config.numRegisterTokens
+                    tensors.append(("register_tokens", Tensor(shape: [1, r, c], scalars: Array(tokens.scalars[c..<(prefix * c)]))))
+                }
+                let metadata = [
+                    "image": item.url.path, "model": modelOptions.model, "preprocessing": preset.summary,
+                    "image_size": "\(item.image.width)x\(item.image.height)",
+                    "grid": "\(result.gridSize.height)x\(result.gridSize.width)",
+                ]
+                do {
+                    switch format {
+                    case .safetensors:
+                        try SafetensorsFile.write(tensors, metadata: metadata,
+                                                  to: outputFolder.appendingPathComponent("\(item.outputStem).safetensors"))
+                    case .npy:
+                        for (name, tensor) in tensors {
+                            try NumpyFile.write(tensor, to: outputFolder.appendingPathComponent("\(item.outputStem).\(name).npy"))
+                        }
+                    }
+                } catch {
+                    failed.append((item, "\(error)"))
+                }
+            }
+            return failed
+        }
+        try batches.finish()
     }
 }

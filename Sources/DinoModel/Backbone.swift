@@ -136,9 +136,14 @@ public struct Backbone: Sendable {
 
     /// Feature maps of the selected stages for normalised pixels `[B, channels, H, W]`.
     public func callAsFunction(_ pixels: Tensor, outputHiddenStates: Bool = false, outputAttentions: Bool = false) throws(DinoModelError) -> BackboneOutput {
+        try self(pixels, options: ForwardOptions(outputHiddenStates: outputHiddenStates, outputAttentions: outputAttentions))
+    }
+
+    /// Feature maps of the selected stages, with the extras `options` asks for.
+    public func callAsFunction(_ pixels: Tensor, options: ForwardOptions) throws(DinoModelError) -> BackboneOutput {
         let layers = model.configuration.numHiddenLayers
-        let capture = outputHiddenStates ? Set(0...layers) : Set(outIndices)
-        let encoded = try model.encode(pixels, captureStages: capture, attentions: outputAttentions)
+        let capture = options.outputHiddenStates ? Set(0...layers) : Set(outIndices)
+        let encoded = try model.encode(pixels, captureStages: capture, attentionBlocks: options.attentionBlocks)
         var maps: [Tensor] = []
         for index in outIndices {
             guard var tokens = encoded.stages[index] else { continue }
@@ -150,7 +155,7 @@ public struct Backbone: Sendable {
         }
         return BackboneOutput(
             stageNames: outFeatures, featureMaps: maps, gridSize: (encoded.gridHeight, encoded.gridWidth),
-            model: model.modelOutput(encoded, options: ForwardOptions(outputHiddenStates: outputHiddenStates, outputAttentions: outputAttentions)))
+            model: model.modelOutput(encoded, options: options))
     }
 
     /// The original DINOv2 `get_intermediate_layers`: block outputs in block order, CLS and
@@ -172,7 +177,7 @@ public struct Backbone: Sendable {
             // over the blocks, so results come in block order whatever the list order.
             blocks = list.sorted()
         }
-        let encoded = try model.encode(pixels, captureStages: Set(blocks.map { $0 + 1 }), attentions: false)
+        let encoded = try model.encode(pixels, captureStages: Set(blocks.map { $0 + 1 }), attentionBlocks: .none)
         let c = model.configuration.hiddenSize
         return blocks.compactMap { block in
             guard var tokens = encoded.stages[block + 1] else { return nil }

@@ -10,13 +10,37 @@ import Synchronization
 public struct ForwardOptions: Sendable, Equatable {
     /// Return the embedding output and the output of every block.
     public var outputHiddenStates: Bool
-    /// Return every block's attention probabilities (`[B, H, N, N]` each; costs memory).
-    public var outputAttentions: Bool
+    /// Blocks whose attention probabilities to keep (`[B, H, N, N]` each; costs memory).
+    public var attentionBlocks: AttentionSelection
 
     /// Options; by default only the last hidden state, pooler output and logits are returned.
+    /// `outputAttentions` keeps every block's attention probabilities.
     public init(outputHiddenStates: Bool = false, outputAttentions: Bool = false) {
         self.outputHiddenStates = outputHiddenStates
-        self.outputAttentions = outputAttentions
+        self.attentionBlocks = outputAttentions ? .all : .none
+    }
+
+    /// Options keeping the attention probabilities of some blocks only.
+    public init(outputHiddenStates: Bool = false, attentionBlocks: AttentionSelection) {
+        self.outputHiddenStates = outputHiddenStates
+        self.attentionBlocks = attentionBlocks
+    }
+}
+
+/// Which blocks' attention probabilities a forward pass keeps.
+public enum AttentionSelection: Sendable, Equatable {
+    case none
+    case all
+    /// Blocks by 0-based index.
+    case blocks(Set<Int>)
+
+    /// Whether block `index` is selected.
+    public func contains(_ index: Int) -> Bool {
+        switch self {
+        case .none: return false
+        case .all: return true
+        case .blocks(let set): return set.contains(index)
+        }
     }
 }
 
@@ -29,8 +53,10 @@ public struct ModelOutput: Sendable {
     public var poolerOutput: Tensor
     /// Embedding output then each block's output (before the final norm), `L + 1` x `[B, N, C]`.
     public var hiddenStates: [Tensor]?
-    /// Each block's attention probabilities, `L` x `[B, H, N, N]`.
+    /// Each block's attention probabilities, `L` x `[B, H, N, N]`, when all were requested.
     public var attentions: [Tensor]?
+    /// The attention probabilities computed, by 0-based block index.
+    public var attentionsByBlock: [Int: Tensor]
     /// Classification logits `[B, labels]` when the checkpoint has a classifier.
     public var logits: Tensor?
 }
@@ -126,7 +152,7 @@ public final class VisionTransformer: Sendable {
     /// of the patch size.
     public func callAsFunction(_ pixels: Tensor, options: ForwardOptions = ForwardOptions()) throws(DinoModelError) -> ModelOutput {
         let layers = configuration.numHiddenLayers
-        let encoded = try encode(pixels, captureStages: options.outputHiddenStates ? Set(0...layers) : [], attentions: options.outputAttentions)
+        let encoded = try encode(pixels, captureStages: options.outputHiddenStates ? Set(0...layers) : [], attentionBlocks: options.attentionBlocks)
         return modelOutput(encoded, options: options)
     }
 
@@ -143,7 +169,8 @@ public final class VisionTransformer: Sendable {
             lastHiddenState: last,
             poolerOutput: Tensor(shape: [b, c], scalars: pooled),
             hiddenStates: options.outputHiddenStates ? (0...layers).compactMap { encoded.stages[$0] } : nil,
-            attentions: options.outputAttentions ? encoded.attentions : nil,
+            attentions: options.attentionBlocks == .all ? (0..<layers).compactMap { encoded.attentions[$0] } : nil,
+            attentionsByBlock: encoded.attentions,
             logits: weights.classifier.map { classify(last, classifier: $0) })
     }
 
@@ -221,8 +248,8 @@ public final class VisionTransformer: Sendable {
         var output: Tensor
         /// Requested stages (0 = embeddings, k = block k), `[B, N, C]` each.
         var stages: [Int: Tensor]
-        /// Attention probabilities per block when requested.
-        var attentions: [Tensor]
+        /// Attention probabilities of the requested blocks.
+        var attentions: [Int: Tensor]
     }
 
     /// Checks `pixels` and returns `(B, H, W)`.
@@ -242,7 +269,7 @@ public final class VisionTransformer: Sendable {
         return (b, height, width)
     }
 
-    func encode(_ pixels: Tensor, captureStages: Set<Int>, attentions wantAttentions: Bool) throws(DinoModelError) -> Encoded {
+    func encode(_ pixels: Tensor, captureStages: Set<Int>, attentionBlocks: AttentionSelection) throws(DinoModelError) -> Encoded {
         let (b, height, width) = try checkInput(pixels)
         let cfg = configuration
         let p = cfg.patchSize
@@ -285,11 +312,12 @@ public final class VisionTransformer: Sendable {
         }
         capture(0)
 
-        var attentionMaps: [Tensor] = []
+        var attentionMaps: [Int: Tensor] = [:]
         let scale = 1 / Float(d).squareRoot()
         let eps = Float(cfg.layerNormEps)
         for (index, block) in weights.blocks.enumerated() {
             // Attention branch: x = x + ls1 * proj(attention(norm1(x))).
+            let wantAttentions = attentionBlocks.contains(index)
             ops.layerNorm(x, into: workspace.normed, block.norm1, rows: rows, columns: c, eps: eps)
             block.qkv.apply(workspace.normed, rows: rows, into: workspace.qkv, threads: threads)
             if let bias = block.qkv.bias { ops.addBias(workspace.qkv, ld: 3 * c, bias, rows: rows, columns: 3 * c) }
@@ -315,7 +343,7 @@ public final class VisionTransformer: Sendable {
                     }
                 }
             }
-            if wantAttentions { attentionMaps.append(Tensor(shape: [b, heads, n, n], scalars: probabilities)) }
+            if wantAttentions { attentionMaps[index] = Tensor(shape: [b, heads, n, n], scalars: probabilities) }
             block.projection.apply(workspace.attention, rows: rows, into: workspace.branch, threads: threads)
             ops.residual(x, workspace.branch, bias: block.projection.bias, scale: block.layerScale1, rows: rows, columns: c)
 

@@ -83,6 +83,12 @@ void dino_softmax_ref(float *x, size_t ldx, size_t R, size_t C, float scale);
 void dino_patchify(const float *image, float *out, size_t B, size_t Cin, size_t H, size_t W,
                    size_t P);
 
+// --- Image resampling -----------------------------------------------------------------
+// src: RGB8 [sh, sw, 3], dst: RGB8 [dh, dw, 3]. Antialiased bicubic exactly as Pillow's
+// Image.resize(BICUBIC) computes it (fixed-point weights, 8-bit intermediate). Returns 0, or -1
+// for invalid sizes or when memory runs out.
+int dino_resize_rgb8_bicubic(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh);
+
 // --- Element type conversion -------------------------------------------------------
 // src: [N] IEEE half / bfloat16 bit patterns, dst: [N] float.
 void dino_f16_to_f32(const uint16_t *src, float *dst, size_t N);

@@ -1,11 +1,64 @@
-// Minimal C API over OpenCV's image codecs; placeholder.
+// A small C API over OpenCV's image codecs and text drawing. Every entry point catches C++
+// exceptions and reports them as an error code and message, so no exception crosses into Swift.
+// No OpenCV type appears here: images are 8-bit RGB, row-major, 3 bytes per pixel.
 #ifndef DINO_OPENCV_H
 #define DINO_OPENCV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-int dino_cv_version_major(void);
+
+/// Outcome of a bridge call.
+typedef enum {
+    DINO_CV_OK = 0,
+    /// The bytes are not an image any codec recognises.
+    DINO_CV_UNRECOGNISED = 1,
+    /// A codec recognised the format but could not decode the data (corrupt or truncated).
+    DINO_CV_CORRUPT = 2,
+    /// The image is larger than the given pixel limit.
+    DINO_CV_TOO_LARGE = 3,
+    /// Encoding failed (unsupported extension or codec error).
+    DINO_CV_ENCODE_FAILED = 4,
+    /// Any other OpenCV exception; see the message.
+    DINO_CV_INTERNAL = 5,
+} dino_cv_status;
+
+/// A decoded image; `pixels` is malloc'd RGB8 `[height, width, 3]`, freed with `dino_cv_free`.
+typedef struct {
+    int32_t width;
+    int32_t height;
+    uint8_t *pixels;
+} dino_cv_image;
+
+/// Decodes `size` encoded bytes (JPEG, PNG, WebP, BMP, TIFF, ...) to 8-bit RGB. Applies the EXIF
+/// orientation; grey, palette and alpha images become RGB (alpha dropped); 16-bit samples keep
+/// their high byte. Images of more than `max_pixels` pixels (0: OpenCV's own limit) are refused
+/// before their pixels are decoded. `message` receives a description on failure.
+dino_cv_status dino_cv_decode(const uint8_t *data, size_t size, int64_t max_pixels, dino_cv_image *out,
+                              char *message, size_t message_size);
+
+/// Encodes RGB8 `[height, width, 3]` as `extension` (".png", ".jpg", ".jpeg"); `quality` is the
+/// JPEG quality (1-100). The malloc'd bytes go to `*out` / `*out_size`, freed with `dino_cv_free`.
+dino_cv_status dino_cv_encode(const uint8_t *rgb, int32_t width, int32_t height, const char *extension,
+                              int32_t quality, uint8_t **out, size_t *out_size, char *message,
+                              size_t message_size);
+
+/// Draws `text` in place on RGB8 `[height, width, 3]` at baseline (x, y) with a dark outline,
+/// so it reads on any background. `scale` 1.0 is about 22 px high.
+dino_cv_status dino_cv_put_text(uint8_t *rgb, int32_t width, int32_t height, const char *text, int32_t x,
+                                int32_t y, double scale, uint8_t r, uint8_t g, uint8_t b);
+
+/// Frees memory returned by the bridge.
+void dino_cv_free(void *pointer);
+
+/// The OpenCV version the bridge was built against, e.g. "4.6.0".
+const char *dino_cv_version(void);
+
 #ifdef __cplusplus
 }
 #endif
+
 #endif

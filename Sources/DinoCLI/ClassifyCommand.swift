@@ -1,0 +1,81 @@
+import ArgumentParser
+import DinoImage
+import DinoModel
+import DinoTensor
+import Foundation
+
+/// `dino classify`: top-k labels of a classification checkpoint.
+struct ClassifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "classify",
+        abstract: "Print the top-k labels and probabilities of a classification checkpoint.",
+        discussion: """
+            Needs a checkpoint with a classifier (Dinov2*ForImageClassification: logits from \
+            concat(CLS, mean of patch tokens)) and its id2label. Images get the classification \
+            preprocessing (the model folder's preprocessor_config.json, else shortest edge 256, \
+            center crop 224) unless another preset is given. With --json the results are also \
+            written as a JSON array.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var images: ImageInputOptions
+    @OptionGroup var preprocess: PreprocessOptions
+
+    @Option(name: .long, help: "How many labels to print per image.")
+    var topK = 5
+
+    @Option(name: .long, help: "Also write the results to this JSON file.")
+    var json: String?
+
+    func validate() throws {
+        if images.inputs.isEmpty { throw ValidationError("give image files, folders or globs") }
+        if topK < 1 { throw ValidationError("--top-k must be at least 1") }
+    }
+
+    struct Prediction: Codable {
+        var label: String
+        var index: Int
+        var probability: Float
+    }
+
+    struct Result: Codable {
+        var image: String
+        var predictions: [Prediction]
+    }
+
+    func run() throws {
+        let (vit, folder) = try modelOptions.load()
+        guard let labels = vit.classLabels else {
+            throw ValidationError("\(modelOptions.model) has no classifier; classify needs a *ForImageClassification checkpoint")
+        }
+        let url = folder.appendingPathComponent("preprocessor_config.json")
+        let fallback: Preprocessing = .classification(FileManager.default.fileExists(atPath: url.path) ? try ProcessorConfig.load(from: url) : .dinov2)
+        let preset = try preprocess.preset(modelFolder: folder, fallback: fallback)
+        let (files, missing) = images.expand()
+        var batches = ImageBatches(files: files, missing: missing, preprocessing: preset, patchSize: vit.configuration.patchSize,
+                                   batchSize: images.batchSize, label: "classify")
+        var results: [Result] = []
+        batches.run { batch, pixels in
+            guard let logits = try vit(pixels).logits else { return batch.map { ($0, "no logits") } }
+            let k = labels.count
+            for (i, item) in batch.enumerated() {
+                let row = Array(logits.scalars[(i * k)..<((i + 1) * k)])
+                let top = row.max() ?? 0
+                let exps = row.map { Foundation.exp(Double($0 - top)) }
+                let total = exps.reduce(0, +)
+                let ranked = exps.enumerated().sorted { $0.element > $1.element }.prefix(topK)
+                let predictions = ranked.map { Prediction(label: labels[$0.offset], index: $0.offset, probability: Float($0.element / total)) }
+                print("\(item.url.path): " + predictions.map { String(format: "%@ %.4f", $0.label, $0.probability) }.joined(separator: ", "))
+                results.append(Result(image: item.url.path, predictions: predictions))
+            }
+            return []
+        }
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let data = try encoder.encode(results)
+            try AtomicFile.write(to: URL(fileURLWithPath: json)) { try $0.write(contentsOf: data) }
+        }
+        try batches.finish()
+    }
+}

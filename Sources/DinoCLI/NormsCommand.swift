@@ -1,0 +1,126 @@
+import ArgumentParser
+import DinoImage
+import DinoModel
+import DinoTensor
+import Foundation
+
+/// `dino norms`: token norms of a block and its high-norm outlier patches.
+struct NormsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "norms",
+        abstract: "Map the L2 norm of every patch token and list the high-norm outliers.",
+        discussion: """
+            The registers paper found that large ViTs without registers repurpose a few \
+            low-information patches as high-norm "artifact" tokens; with registers they vanish. \
+            This draws the norm of each patch token at the output of a block (default: the last, \
+            before the final layernorm) and lists the patches above a threshold: --threshold, or \
+            by default median + 6 x MAD of the image's patch norms (a robust outlier rule). Run it \
+            on a model with and without registers to compare.
+
+            Writes OUTPUT_DIR/<name>.norms.png (the map, colour-scaled per image) and \
+            OUTPUT_DIR/<name>.norms.json (norms of CLS, registers and outliers), and prints one \
+            line per image. Images are resized with --resize 448 unless another preset is given.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var images: ImageInputOptions
+    @OptionGroup var preprocess: PreprocessOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(name: .long, help: "Block whose output to measure, 1-based (default: the last).")
+    var block: Int?
+
+    @Option(name: .long, help: "Absolute norm above which a patch is an outlier (default: median + 6 x MAD).")
+    var threshold: Float?
+
+    @Option(name: .long, help: "Colour map: viridis, inferno, turbo or gray.")
+    var colormap: String = "viridis"
+
+    func validate() throws {
+        if images.inputs.isEmpty { throw ValidationError("give image files, folders or globs") }
+        if Colormap(rawValue: colormap) == nil { throw ValidationError("--colormap must be one of \(Colormap.allCases.map(\.rawValue))") }
+        if let block, block < 1 { throw ValidationError("--block is 1-based") }
+    }
+
+    func run() throws {
+        let (vit, folder) = try modelOptions.load()
+        let config = vit.configuration
+        let stage = block ?? config.numHiddenLayers
+        guard stage <= config.numHiddenLayers else {
+            throw ValidationError("--block \(stage) exceeds the \(config.numHiddenLayers) blocks")
+        }
+        let backbone = try Backbone(model: vit, outIndices: [stage], applyLayernorm: false, reshapeHiddenStates: false)
+        let map = Colormap(rawValue: colormap) ?? .viridis
+        let preset = try preprocess.preset(modelFolder: folder, fallback: .resize(shortSide: 448))
+        let outputFolder = try output.folder()
+        let (files, missing) = images.expand()
+        var batches = ImageBatches(files: files, missing: missing, preprocessing: preset, patchSize: config.patchSize,
+                                   batchSize: images.batchSize, label: "norms")
+        let c = config.hiddenSize, r = config.numRegisterTokens, prefix = config.numPrefixTokens
+        batches.run { batch, pixels in
+            let result = try backbone(pixels)
+            let tokens = result.featureMaps[0]  // [B, N, C], before the final norm
+            let (gh, gw) = result.gridSize
+            var failed: [(LoadedImage, String)] = []
+            for (i, item) in batch.enumerated() {
+                let image = tokens[i]
+                let norms = (0..<(image.count / c)).map { t in
+                    image.scalars[(t * c)..<((t + 1) * c)].reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+                }
+                let patchNorms = Array(norms[prefix...])
+                let sorted = patchNorms.sorted()
+                let median = sorted[sorted.count / 2]
+                let mad = (patchNorms.map { abs($0 - median) }.sorted())[patchNorms.count / 2]
+                let limit = threshold ?? (median + 6 * max(mad, 1e-6))
+                let outliers = patchNorms.enumerated().filter { $0.element > limit }
+                    .map { (row: $0.offset / gw, column: $0.offset % gw, norm: $0.element) }
+                let report = NormReport(
+                    image: item.url.path, block: stage, grid: [gh, gw], threshold: limit, medianPatchNorm: median,
+                    maxPatchNorm: sorted.last ?? 0, clsNorm: norms[0], registerNorms: Array(norms[1..<(1 + r)]),
+                    outliers: outliers.map { NormReport.Outlier(row: $0.row, column: $0.column, norm: $0.norm) })
+                print(String(format: "%@: block %d, patch norm median %.2f max %.2f, CLS %.2f, registers [%@], %d outliers above %.2f",
+                             item.url.lastPathComponent, stage, median, sorted.last ?? 0, norms[0],
+                             report.registerNorms.map { String(format: "%.1f", $0) }.joined(separator: ", "), outliers.count, limit))
+                do {
+                    let picture = PatchMap(height: gh, width: gw, values: patchNorms).colored(map).render(for: item.prepared, interpolation: .nearest)
+                    try ImageIO.write(picture, to: outputFolder.appendingPathComponent("\(item.outputStem).norms.png"))
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    let json = try encoder.encode(report)
+                    try AtomicFile.write(to: outputFolder.appendingPathComponent("\(item.outputStem).norms.json")) { try $0.write(contentsOf: json) }
+                } catch {
+                    failed.append((item, "\(error)"))
+                }
+            }
+            return failed
+        }
+        try batches.finish()
+    }
+}
+
+/// What `dino norms` writes per image.
+struct NormReport: Codable {
+    struct Outlier: Codable {
+        var row: Int
+        var column: Int
+        var norm: Float
+    }
+
+    var image: String
+    var block: Int
+    var grid: [Int]
+    var threshold: Float
+    var medianPatchNorm: Float
+    var maxPatchNorm: Float
+    var clsNorm: Float
+    var registerNorms: [Float]
+    var outliers: [Outlier]
+
+    enum CodingKeys: String, CodingKey {
+        case image, block, grid, threshold, outliers
+        case medianPatchNorm = "median_patch_norm"
+        case maxPatchNorm = "max_patch_norm"
+        case clsNorm = "cls_norm"
+        case registerNorms = "register_norms"
+    }
+}

@@ -1,0 +1,181 @@
+import ArgumentParser
+import DinoHub
+import DinoImage
+import DinoModel
+import Foundation
+
+/// `--model` and `--threads`, shared by every command that runs a model.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Model folder (config.json + model.safetensors) or hub id such as facebook/dinov2-with-registers-small[@revision].",
+        discussion: "Hub ids resolve in the Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub) and are downloaded when missing (HF_HUB_OFFLINE=1 forbids that; HF_TOKEN is sent when set)."))
+    var model: String
+
+    @Option(name: .long, help: "Compute threads (default: all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    /// The model folder: `model` itself when it exists on disk, else the hub snapshot.
+    func folder() throws -> URL {
+        let url = URL(fileURLWithPath: model)
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw ValidationError("--model \(model) is a file; give the model folder") }
+            return url
+        }
+        guard HubModelID.looksLikeHubID(model) else {
+            throw ValidationError("--model \(model): no such folder, and not a hub id of the form org/name[@revision]")
+        }
+        let id = try HubModelID(model)
+        let progress = ProgressBar(label: "download")
+        let client = HubClient(progress: { event in progress.bytes(event.fileName, done: event.bytesDone, total: event.totalBytes) })
+        defer { progress.finish() }
+        return try client.modelFolder(for: id)
+    }
+
+    /// Sets the thread count and loads the model.
+    func load() throws -> (model: VisionTransformer, folder: URL) {
+        ComputeThreads.set(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let folder = try folder()
+        return (try VisionTransformer(directory: folder), folder)
+    }
+}
+
+/// How images become pixels (`SPEC` "Preprocessing"); the dense presets never crop.
+struct PreprocessOptions: ParsableArguments {
+    @Option(name: .long, help: "Resize so the short side is SHORT pixels, rounded with the long side to multiples of the patch size.")
+    var resize: Int?
+
+    @Flag(name: .long, help: "Pad to multiples of the patch size (centred) instead of rounding; with --resize, resize to exactly SHORT first.")
+    var pad = false
+
+    @Option(name: .long, help: "Resize to exactly HxW pixels (multiples of the patch size).")
+    var size: String?
+
+    @Flag(name: .long, help: "The HF classification preprocessing: shortest edge 256, bicubic, center crop 224 (or the model's preprocessor_config.json).")
+    var classification = false
+
+    func validate() throws {
+        let chosen = [resize != nil || pad, size != nil, classification].filter { $0 }.count
+        if chosen > 1 { throw ValidationError("choose one of --resize/--pad, --size and --classification") }
+        if let resize, resize < 1 { throw ValidationError("--resize must be positive") }
+        if let size, parseSize(size) == nil { throw ValidationError("--size must be HxW, got \(size)") }
+    }
+
+    private func parseSize(_ text: String) -> (Int, Int)? {
+        let parts = text.lowercased().split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 2, parts[0] > 0, parts[1] > 0 else { return nil }
+        return (parts[0], parts[1])
+    }
+
+    /// The preset chosen, `fallback` when no option was given.
+    func preset(modelFolder: URL, fallback: Preprocessing) throws -> Preprocessing {
+        if classification {
+            let url = modelFolder.appendingPathComponent("preprocessor_config.json")
+            return .classification(FileManager.default.fileExists(atPath: url.path) ? try ProcessorConfig.load(from: url) : .dinov2)
+        }
+        if let size, let (h, w) = parseSize(size) { return .size(height: h, width: w) }
+        if let resize { return pad ? .resizeAndPad(shortSide: resize) : .resize(shortSide: resize) }
+        if pad { return .pad }
+        return fallback
+    }
+}
+
+extension Preprocessing {
+    /// A one-line description for summaries.
+    var summary: String {
+        switch self {
+        case .classification(let c): return "classification (shortest edge \(c.shortestEdge), center crop \(c.cropHeight)x\(c.cropWidth))"
+        case .resize(let s): return "resize short side to \(s) (rounded to the patch size)"
+        case .resizeAndPad(let s): return "resize short side to \(s), centre pad"
+        case .pad: return "centre pad to the patch size"
+        case .padBottomRight: return "pad bottom/right to the patch size"
+        case .size(let h, let w): return "resize to \(h)x\(w)"
+        }
+    }
+}
+
+/// Image inputs: files, folders and glob patterns, with the batch size.
+struct ImageInputOptions: ParsableArguments {
+    @Argument(help: "Image files, folders (their images, sorted) or glob patterns such as 'photos/*.jpg'.")
+    var inputs: [String] = []
+
+    @Flag(name: .long, help: "Descend into sub-folders of folder inputs.")
+    var recursive = false
+
+    @Option(name: .long, help: "Images per forward pass (images of one prepared size are batched together).")
+    var batchSize = 8
+
+    func validate() throws {
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+    }
+
+    /// The input files, in order, without duplicates; patterns or folders that match nothing
+    /// are returned as failures.
+    func expand() -> (files: [URL], missing: [String]) {
+        var files: [URL] = []
+        var seen = Set<String>()
+        var missing: [String] = []
+        func add(_ url: URL) {
+            let path = url.standardizedFileURL.path
+            if seen.insert(path).inserted { files.append(URL(fileURLWithPath: path)) }
+        }
+        for input in inputs {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) {
+                if isDirectory.boolValue {
+                    let found = imagesInFolder(URL(fileURLWithPath: input))
+                    if found.isEmpty { missing.append(input) }
+                    found.forEach(add)
+                } else {
+                    add(URL(fileURLWithPath: input))
+                }
+            } else if input.contains(where: { "*?[".contains($0) }) {
+                let matches = glob(input)
+                if matches.isEmpty { missing.append(input) }
+                matches.forEach { add(URL(fileURLWithPath: $0)) }
+            } else {
+                missing.append(input)
+            }
+        }
+        return (files, missing)
+    }
+
+    private func imagesInFolder(_ folder: URL) -> [URL] {
+        let keys: [URLResourceKey] = [.isRegularFileKey]
+        var found: [URL] = []
+        if recursive {
+            let enumerator = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: keys)
+            while let url = enumerator?.nextObject() as? URL {
+                if ImageIO.fileExtensions.contains(url.pathExtension.lowercased()) { found.append(url) }
+            }
+        } else {
+            let items = (try? FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: keys)) ?? []
+            found = items.filter { ImageIO.fileExtensions.contains($0.pathExtension.lowercased()) }
+        }
+        return found.sorted { $0.path < $1.path }
+    }
+
+    private func glob(_ pattern: String) -> [String] {
+        var result = glob_t()
+        defer { globfree(&result) }
+        guard Glibc.glob(pattern, 0, nil, &result) == 0 else { return [] }
+        return (0..<Int(result.gl_pathc)).compactMap { result.gl_pathv[$0].map { String(cString: $0) } }.sorted()
+    }
+}
+
+/// `--output-dir`, where per-image outputs go.
+struct OutputOptions: ParsableArguments {
+    @Option(name: .long, help: "Folder for the outputs (created if missing).")
+    var outputDir = "dino-output"
+
+    /// The folder, created if needed.
+    func folder() throws -> URL {
+        let url = URL(fileURLWithPath: outputDir)
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}

@@ -1,0 +1,148 @@
+import ArgumentParser
+import DinoImage
+import DinoModel
+import DinoTensor
+import Foundation
+
+/// `dino pca`: the DINOv2 picture, principal components of patch features as colours.
+struct PCACommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pca",
+        abstract: "Colour each patch by the first 3 principal components of its features.",
+        discussion: """
+            Patch features of the chosen stage (final layernorm applied, CLS and registers \
+            dropped) of all given images are pooled and one PCA is fitted to them, so colours \
+            mean the same across images. Component signs are deterministic (each component's \
+            largest loading is positive); components are scaled to 0-255 jointly over all images.
+
+            With --mask-threshold T the first component, scaled to [0, 1], separates foreground \
+            (above T; below with --invert-mask) from background; the PCA is then refitted on the \
+            foreground patches and the background is drawn black, as in the DINOv2 paper's figures.
+
+            Writes OUTPUT_DIR/<name>.pca.png at the size of each input image. Images are resized \
+            with --resize 448 unless another preset is given.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var images: ImageInputOptions
+    @OptionGroup var preprocess: PreprocessOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(name: .long, help: "Stage whose features to use (default: the last, e.g. stage12).")
+    var stage: String?
+
+    @Option(name: .long, help: "Foreground threshold on the first component scaled to [0, 1] (e.g. 0.5).")
+    var maskThreshold: Float?
+
+    @Flag(name: .long, help: "Treat patches below the threshold as foreground.")
+    var invertMask = false
+
+    @Flag(name: .long, help: "Blend patch colours smoothly instead of drawing flat patches.")
+    var smooth = false
+
+    @Option(name: .long, help: "Largest number of patch rows used to fit the PCA (a regular subsample beyond).")
+    var maxFitRows = 200_000
+
+    func validate() throws {
+        if images.inputs.isEmpty { throw ValidationError("give image files, folders or globs") }
+        if let maskThreshold, !(0...1).contains(maskThreshold) { throw ValidationError("--mask-threshold must be in [0, 1]") }
+    }
+
+    /// One image's patch features and geometry, kept until the joint PCA is fitted.
+    struct ImageFeatures {
+        var item: LoadedImage
+        var rows: [Float]  // [h * w, C]
+        var grid: (height: Int, width: Int)
+    }
+
+    func run() throws {
+        let (vit, folder) = try modelOptions.load()
+        let config = vit.configuration
+        let stageName = stage ?? config.stageNames[config.numHiddenLayers]
+        let backbone = try Backbone(model: vit, outFeatures: [stageName], applyLayernorm: true, reshapeHiddenStates: false)
+        let preset = try preprocess.preset(modelFolder: folder, fallback: .resize(shortSide: 448))
+        let outputFolder = try output.folder()
+        let (files, missing) = images.expand()
+        var batches = ImageBatches(files: files, missing: missing, preprocessing: preset, patchSize: config.patchSize,
+                                   batchSize: images.batchSize, label: "pca features")
+        let c = config.hiddenSize, prefix = config.numPrefixTokens
+        var collected: [ImageFeatures] = []
+        batches.run { batch, pixels in
+            let result = try backbone(pixels)
+            let tokens = result.featureMaps[0]  // [B, N, C]
+            for (i, item) in batch.enumerated() {
+                let image = tokens[i]
+                collected.append(ImageFeatures(item: item, rows: Array(image.scalars[(prefix * c)...]), grid: result.gridSize))
+            }
+            return []
+        }
+        guard !collected.isEmpty else { try batches.finish(); return }
+
+        // Fit on all patches (or a regular subsample of them).
+        let allRows = collected.flatMap(\.rows)
+        let total = allRows.count / c
+        let fitRows = subsample(allRows, count: total, channels: c)
+        var pca = try PrincipalComponents.fit(fitRows.rows, count: fitRows.count, channels: c, components: 3)
+        var foreground: [[Bool]] = collected.map { [Bool](repeating: true, count: $0.rows.count / c) }
+        if let threshold = maskThreshold {
+            let first = collected.map { pca.project($0.rows, count: $0.rows.count / c).enumerated().filter { $0.offset % 3 == 0 }.map(\.element) }
+            let flat = first.flatMap { $0 }
+            let (lo, hi) = (flat.min() ?? 0, flat.max() ?? 1)
+            foreground = first.map { values in values.map { v in
+                let t = hi > lo ? (v - lo) / (hi - lo) : 0
+                return invertMask ? t < threshold : t > threshold
+            } }
+            var kept: [Float] = []
+            for (features, mask) in zip(collected, foreground) {
+                for (j, keep) in mask.enumerated() where keep { kept += features.rows[(j * c)..<((j + 1) * c)] }
+            }
+            let keptCount = kept.count / c
+            guard keptCount >= 3 else {
+                throw ValidationError("--mask-threshold \(threshold) leaves \(keptCount) foreground patches; lower it or use --invert-mask")
+            }
+            let sample = subsample(kept, count: keptCount, channels: c)
+            pca = try PrincipalComponents.fit(sample.rows, count: sample.count, channels: c, components: 3)
+        }
+
+        // Scale each component to 0...255 over the foreground patches of all images.
+        let projections = collected.map { pca.project($0.rows, count: $0.rows.count / c) }
+        var lo = [Float](repeating: .infinity, count: 3), hi = [Float](repeating: -.infinity, count: 3)
+        for (values, mask) in zip(projections, foreground) {
+            for (j, keep) in mask.enumerated() where keep {
+                for m in 0..<3 { lo[m] = min(lo[m], values[j * 3 + m]); hi[m] = max(hi[m], values[j * 3 + m]) }
+            }
+        }
+        var writeFailures: [(String, String)] = []
+        for ((features, values), mask) in zip(zip(collected, projections), foreground) {
+            var rgb = [Float](repeating: 0, count: values.count)
+            for (j, keep) in mask.enumerated() where keep {
+                for m in 0..<3 { rgb[j * 3 + m] = hi[m] > lo[m] ? (values[j * 3 + m] - lo[m]) / (hi[m] - lo[m]) * 255 : 128 }
+            }
+            let colors = PatchColors(height: features.grid.height, width: features.grid.width, rgb: rgb)
+            let picture = colors.render(for: features.item.prepared, interpolation: smooth ? .bilinear : .nearest)
+            let url = outputFolder.appendingPathComponent("\(features.item.outputStem).pca.png")
+            do {
+                try ImageIO.write(picture, to: url)
+            } catch {
+                printError("error: \(error)")
+                writeFailures.append((features.item.url.path, "\(error)"))
+            }
+        }
+        printError(String(format: "pca: fitted on %d patch rows of %d images; explained variance of 3 components: %@",
+                          fitRows.count, collected.count, pca.variances.map { String(format: "%.3g", $0) }.joined(separator: ", ")))
+        if !writeFailures.isEmpty { throw ExitCode(1) }
+        try batches.finish()
+    }
+
+    private func subsample(_ rows: [Float], count: Int, channels c: Int) -> (rows: [Float], count: Int) {
+        guard count > maxFitRows else { return (rows, count) }
+        let step = Double(count) / Double(maxFitRows)
+        var out: [Float] = []
+        out.reserveCapacity(maxFitRows * c)
+        for k in 0..<maxFitRows {
+            let j = Int(Double(k) * step)
+            out += rows[(j * c)..<((j + 1) * c)]
+        }
+        return (out, maxFitRows)
+    }
+}

@@ -1,0 +1,108 @@
+import COpenCVBridge
+import DinoTensor
+import Foundation
+
+/// Image formats recognised by their leading bytes.
+public enum ImageFormat: String, Sendable, CaseIterable {
+    case jpeg = "JPEG", png = "PNG", webp = "WebP", bmp = "BMP", tiff = "TIFF", gif = "GIF"
+
+    /// The format whose signature starts `bytes`, if any.
+    public static func sniff<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> ImageFormat? {
+        let head = Array(bytes.prefix(12))
+        func starts(_ signature: [UInt8], at offset: Int = 0) -> Bool {
+            head.count >= offset + signature.count && Array(head[offset..<(offset + signature.count)]) == signature
+        }
+        if starts([0xFF, 0xD8, 0xFF]) { return .jpeg }
+        if starts([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return .png }
+        if starts(Array("RIFF".utf8)) && starts(Array("WEBP".utf8), at: 8) { return .webp }
+        if starts(Array("BM".utf8)) { return .bmp }
+        if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { return .tiff }
+        if starts(Array("GIF87a".utf8)) || starts(Array("GIF89a".utf8)) { return .gif }
+        return nil
+    }
+}
+
+/// Reading and writing images through the OpenCV bridge.
+public enum ImageIO {
+    /// Largest image accepted by default, in pixels (about 16k x 16k).
+    public static let defaultMaxPixels = 268_435_456
+
+    /// Reads and decodes the image file at `url` to 8-bit RGB (EXIF orientation applied; grey,
+    /// palette, alpha and 16-bit images converted).
+    public static func read(_ url: URL, maxPixels: Int = defaultMaxPixels) throws(ImageError) -> RGBImage {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url, options: .mappedIfSafe)
+        } catch {
+            throw .cannotRead(path: url.path, reason: (error as NSError).localizedDescription)
+        }
+        return try decode(data, name: url.path, maxPixels: maxPixels)
+    }
+
+    /// Decodes encoded image bytes; `name` is used in error messages.
+    public static func decode(_ data: Data, name: String, maxPixels: Int = defaultMaxPixels) throws(ImageError) -> RGBImage {
+        guard let format = ImageFormat.sniff(data) else { throw .notAnImage(path: name) }
+        // Debian's OpenCV 4.6 has no GIF decoder.
+        if format == .gif { throw .unsupportedFormat(path: name, format: format.rawValue) }
+        if format == .jpeg, !hasEndOfImageMarker(data) {
+            // libjpeg fills a truncated JPEG with grey and only warns; refuse it instead.
+            throw .corrupt(path: name, format: format.rawValue, reason: "the data ends before the end-of-image marker")
+        }
+        var image = dino_cv_image()
+        var message = [CChar](repeating: 0, count: 512)
+        let status = data.withUnsafeBytes { raw in
+            dino_cv_decode(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, Int64(maxPixels), &image, &message, message.count)
+        }
+        let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        switch status {
+        case DINO_CV_OK:
+            defer { dino_cv_free(image.pixels) }
+            let (w, h) = (Int(image.width), Int(image.height))
+            let pixels = [UInt8](UnsafeBufferPointer(start: image.pixels, count: w * h * 3))
+            return RGBImage(width: w, height: h, pixels: pixels)
+        case DINO_CV_TOO_LARGE:
+            throw .tooLarge(path: name, width: Int(image.width), height: Int(image.height), limit: maxPixels)
+        default:
+            throw .corrupt(path: name, format: format.rawValue, reason: text.isEmpty ? "decoding failed" : text)
+        }
+    }
+
+    /// Whether a JPEG stream ends with its EOI marker (FF D9). Entropy-coded data cannot contain
+    /// FF D9, so one in the last kilobyte (trailing bytes after EOI are common) marks a complete file.
+    static func hasEndOfImageMarker(_ data: Data) -> Bool {
+        let tail = data.suffix(1024)
+        var previous: UInt8 = 0
+        for byte in tail {
+            if previous == 0xFF && byte == 0xD9 { return true }
+            previous = byte
+        }
+        return false
+    }
+
+    /// Encodes `image` as PNG or JPEG (chosen by the extension of `url`) and writes it atomically.
+    public static func write(_ image: RGBImage, to url: URL, jpegQuality: Int = 92) throws(ImageError) {
+        let ext = "." + url.pathExtension.lowercased()
+        guard [".png", ".jpg", ".jpeg"].contains(ext) else {
+            throw .cannotWrite(path: url.path, reason: "unsupported extension '\(ext)'; use .png, .jpg or .jpeg")
+        }
+        guard image.width > 0, image.height > 0 else { throw .cannotWrite(path: url.path, reason: "the image is empty") }
+        var bytes: UnsafeMutablePointer<UInt8>?
+        var count = 0
+        var message = [CChar](repeating: 0, count: 512)
+        let status = dino_cv_encode(image.pixels, Int32(image.width), Int32(image.height), ext, Int32(jpegQuality),
+                                    &bytes, &count, &message, message.count)
+        defer { dino_cv_free(bytes) }
+        guard status == DINO_CV_OK, let bytes else {
+            throw .cannotWrite(path: url.path, reason: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        let data = Data(bytes: bytes, count: count)
+        do {
+            try AtomicFile.write(to: url) { try $0.write(contentsOf: data) }
+        } catch {
+            throw .cannotWrite(path: url.path, reason: "\(error)")
+        }
+    }
+
+    /// The image file extensions folder scans pick up.
+    public static let fileExtensions: Set<String> = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
+}

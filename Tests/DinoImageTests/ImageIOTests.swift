@@ -1,0 +1,135 @@
+import DinoImage
+import DinoTensor
+import Foundation
+import Testing
+
+enum ImageFixtures {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+    static let photos = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Examples/images")
+    static func format(_ name: String) -> URL { root.appendingPathComponent("formats").appendingPathComponent(name) }
+    static func preprocess(_ name: String) -> URL { root.appendingPathComponent("preprocess").appendingPathComponent(name) }
+}
+
+@Suite("Image decoding and encoding")
+struct ImageIOTests {
+    /// Valid files and the largest per-value difference allowed from the expected decode:
+    /// 0 for lossless formats; JPEGs were decoded by Pillow's libjpeg-turbo 3, ours is Debian's.
+    static let valid: [(String, Int)] = [
+        ("rgb.png", 0), ("gray.png", 0), ("rgba.png", 0), ("gray16.png", 0), ("rgb16.png", 0), ("palette.png", 0),
+        ("photo.webp", 0), ("photo.bmp", 0), ("photo.tiff", 0),
+        ("photo.jpg", 4), ("exif_rotate6.jpg", 4), ("exif_rotate3.jpg", 4), ("cmyk.jpg", 8),
+    ]
+
+    @Test("every format decodes to the expected 8-bit RGB", arguments: valid)
+    func decodes(name: String, tolerance: Int) throws {
+        let image = try ImageIO.read(ImageFixtures.format(name))
+        let expected = try NumpyFile.read(ImageFixtures.format(name + ".rgb.npy"))
+        #expect([image.height, image.width, 3] == expected.shape, "\(name): \(image.width)x\(image.height)")
+        guard [image.height, image.width, 3] == expected.shape else { return }
+        var worst = 0
+        for (a, b) in zip(image.pixels, expected.scalars) { worst = max(worst, abs(Int(a) - Int(b))) }
+        print("decode \(name): max difference \(worst) grey levels")
+        #expect(worst <= tolerance, "\(name): max difference \(worst) > \(tolerance)")
+    }
+
+    @Test("broken files are typed errors naming the file", arguments: [
+        "truncated.jpg", "truncated.png", "not_an_image.jpg", "empty.png", "header_only.png",
+    ])
+    func rejects(name: String) throws {
+        let url = ImageFixtures.format(name)
+        do {
+            _ = try ImageIO.read(url)
+            Issue.record("\(name) decoded")
+        } catch {
+            #expect(error.description.hasPrefix(url.path), "\(error)")
+            switch (name, error) {
+            case ("not_an_image.jpg", .notAnImage), ("empty.png", .notAnImage): break
+            case ("truncated.jpg", .corrupt), ("truncated.png", .corrupt), ("header_only.png", .corrupt), ("header_only.png", .tooLarge): break
+            default: Issue.record("\(name): unexpected error \(error)")
+            }
+        }
+    }
+
+    @Test("a missing file is a read error")
+    func missing() {
+        #expect(throws: ImageError.self) { try ImageIO.read(URL(fileURLWithPath: "/nonexistent/x.png")) }
+    }
+
+    @Test("PNG round trips exactly, JPEG closely; bad targets fail cleanly")
+    func writes() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dino-img-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let image = try ImageIO.read(ImageFixtures.format("rgb.png"))
+        let png = folder.appendingPathComponent("a.png")
+        try ImageIO.write(image, to: png)
+        #expect(try ImageIO.read(png) == image)
+        let jpg = folder.appendingPathComponent("a.jpg")
+        try ImageIO.write(image, to: jpg, jpegQuality: 95)
+        let back = try ImageIO.read(jpg)
+        let meanError = zip(back.pixels, image.pixels).map { abs(Double($0) - Double($1)) }.reduce(0, +) / Double(image.pixels.count)
+        #expect(meanError < 3)
+        #expect(throws: ImageError.self) { try ImageIO.write(image, to: folder.appendingPathComponent("a.gif")) }
+        #expect(throws: ImageError.self) { try ImageIO.write(image, to: folder.appendingPathComponent("missing/a.png")) }
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+        #expect(names == ["a.jpg", "a.png"], "no partial files")
+    }
+}
+
+@Suite("Preprocessing parity with the HF image processor and Pillow")
+struct PreprocessingParityTests {
+    static let photos = ["astronaut", "camera", "coffee", "rocket"]
+
+    @Test("bicubic resizing equals Pillow's", arguments: photos + ["chelsea"])
+    func resize(photo: String) throws {
+        let name = photo == "chelsea" ? "resize_up.chelsea.npy" : "resize.\(photo).npy"
+        let expected = try NumpyFile.read(ImageFixtures.preprocess(name))
+        let ext = photo == "rocket" ? "jpg" : "png"
+        let image = try ImageIO.read(ImageFixtures.photos.appendingPathComponent("\(photo).\(ext)"))
+        let resized = image.resized(width: expected.shape[1], height: expected.shape[0])
+        var differing = 0, worst = 0
+        for (a, b) in zip(resized.pixels, expected.scalars) {
+            let d = abs(Int(a) - Int(b))
+            if d > 0 { differing += 1 }
+            worst = max(worst, d)
+        }
+        print("resize \(photo) -> \(expected.shape[1])x\(expected.shape[0]): \(differing) of \(resized.pixels.count) values differ from Pillow, max \(worst)")
+        #expect(worst <= 1 && Double(differing) / Double(resized.pixels.count) < 0.001)
+    }
+
+    /// `(x * std + mean) * 255`, the grey level a normalised value stands for.
+    func greyLevels(_ pixels: Tensor, mean: [Float], std: [Float]) -> [Float] {
+        let plane = pixels.count / 3
+        return pixels.scalars.enumerated().map { i, v in (v * std[i / plane] + mean[i / plane]) * 255 }
+    }
+
+    @Test("the classification preset matches HF pixel_values within one grey level", arguments: photos)
+    func classification(photo: String) throws {
+        let config = try ProcessorConfig.load(from: ImageFixtures.preprocess("preprocessor_config.json"))
+        #expect(config == ProcessorConfig.dinov2)
+        let reference = try SafetensorsFile(url: ImageFixtures.preprocess("classification.\(photo).safetensors"))
+        let fast = try reference.tensor("pixel_values_fast")
+        // Rebuild the PIL backend's output from its stored differences to the default backend.
+        var slow = fast
+        let indices = try reference.tensor("slow_minus_fast_index").scalars, levels = try reference.tensor("slow_minus_fast_levels").scalars
+        let plane = fast.count / 3
+        for (index, level) in zip(indices, levels) {
+            let i = Int(index)
+            slow.scalars[i] += level / (255 * config.std[i / plane])
+        }
+        let ext = photo == "rocket" ? "jpg" : "png"
+        let image = try ImageIO.read(ImageFixtures.photos.appendingPathComponent("\(photo).\(ext)"))
+        let ours = try Preprocessing.classification(config).prepare(image, patchSize: 14).pixels
+        #expect(ours.shape == [3, 224, 224])
+        let mine = greyLevels(ours, mean: config.mean, std: config.std)
+        for (name, theirs) in [("torchvision (default)", fast), ("PIL", slow)] {
+            let levels = greyLevels(theirs, mean: config.mean, std: config.std)
+            let diffs = zip(mine, levels).map { abs($0 - $1) }
+            let within = diffs.filter { $0 <= 1.001 }.count
+            let fraction = Double(within) / Double(diffs.count)
+            print(String(format: "classification %@ vs HF %@: %.4f%% within one grey level, max %.3f levels", photo, name, fraction * 100, diffs.max() ?? 0))
+            #expect(fraction >= 0.99)
+        }
+    }
+}

@@ -8,6 +8,10 @@ let package = Package(
         .library(name: "DinoTensor", targets: ["DinoTensor"]),
         .library(name: "DinoImage", targets: ["DinoImage"]),
         .library(name: "DinoHub", targets: ["DinoHub"]),
+        .library(name: "DinoLayers", targets: ["DinoLayers"]),
+        .library(name: "DinoSegmentation", targets: ["DinoSegmentation"]),
+        .library(name: "DinoDepth", targets: ["DinoDepth"]),
+        .library(name: "DinoDiscovery", targets: ["DinoDiscovery"]),
         .executable(name: "dino", targets: ["DinoCLI"]),
         .executable(name: "dino-bench", targets: ["DinoBenchmarks"]),
     ],
@@ -42,11 +46,24 @@ let package = Package(
         .target(name: "CDinoSHA256", path: "Sources/CDinoSHA256"),
         // Hugging Face hub ids: the standard cache layout and resumable, verified downloads.
         .target(name: "DinoHub", dependencies: ["CDinoSHA256", "DinoTensor"], path: "Sources/DinoHub"),
+        // Generic layers for dense heads: convolutions, transposed convolutions, batch norm,
+        // bilinear resizing; im2col + OpenBLAS GEMM.
+        .target(name: "DinoLayers", dependencies: ["DinoTensor", "CDinoKernels", "COpenBLAS"], path: "Sources/DinoLayers"),
+        // Heads: one target per family, consuming the backbone's feature value.
+        .target(
+            name: "DinoSegmentation", dependencies: ["DinoModel", "DinoTensor", "DinoLayers", "DinoImage"],
+            path: "Heads/DinoSegmentation"),
+        .target(
+            name: "DinoDepth", dependencies: ["DinoModel", "DinoTensor", "DinoLayers", "DinoImage"],
+            path: "Heads/DinoDepth"),
+        .target(
+            name: "DinoDiscovery", dependencies: ["DinoModel", "DinoTensor", "DinoImage", "COpenBLAS"],
+            path: "Heads/DinoDiscovery"),
         // The `dino` command-line tool.
         .executableTarget(
             name: "DinoCLI",
             dependencies: [
-                "DinoModel", "DinoTensor", "DinoImage", "DinoHub",
+                "DinoModel", "DinoTensor", "DinoImage", "DinoHub", "DinoSegmentation", "DinoDepth", "DinoDiscovery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/DinoCLI"),
@@ -61,11 +78,23 @@ let package = Package(
             name: "ImageFeatures", dependencies: ["DinoModel", "DinoTensor", "DinoImage"], path: "Examples/ImageFeatures"),
 
         .testTarget(name: "DinoKernelsTests", dependencies: ["CDinoKernels"], path: "Tests/DinoKernelsTests"),
-        .testTarget(name: "DinoTensorTests", dependencies: ["DinoTensor"], path: "Tests/DinoTensorTests"),
+        .testTarget(name: "DinoTensorTests", dependencies: ["DinoTensor"], path: "Tests/DinoTensorTests", exclude: ["Fixtures"]),
         .testTarget(
             name: "DinoImageTests", dependencies: ["DinoImage", "DinoTensor"], path: "Tests/DinoImageTests",
             exclude: ["Fixtures"]),
         .testTarget(name: "DinoHubTests", dependencies: ["DinoHub", "CDinoSHA256"], path: "Tests/DinoHubTests"),
+        .testTarget(
+            name: "DinoLayersTests", dependencies: ["DinoLayers", "DinoTensor"], path: "Tests/DinoLayersTests",
+            exclude: ["Fixtures"]),
+        .testTarget(
+            name: "DinoSegmentationTests", dependencies: ["DinoSegmentation", "DinoModel", "DinoTensor", "DinoLayers", "DinoImage"],
+            path: "Tests/DinoSegmentationTests", exclude: ["Fixtures"]),
+        .testTarget(
+            name: "DinoDepthTests", dependencies: ["DinoDepth", "DinoModel", "DinoTensor", "DinoLayers", "DinoImage"],
+            path: "Tests/DinoDepthTests", exclude: ["Fixtures"]),
+        .testTarget(
+            name: "DinoDiscoveryTests", dependencies: ["DinoDiscovery", "DinoModel", "DinoTensor", "DinoImage"],
+            path: "Tests/DinoDiscoveryTests", exclude: ["Fixtures"]),
         .testTarget(
             name: "DinoModelTests", dependencies: ["DinoModel", "DinoTensor"], path: "Tests/DinoModelTests",
             exclude: ["Fixtures"]),

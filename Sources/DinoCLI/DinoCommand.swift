@@ -10,5 +10,8 @@ struct DinoCommand: ParsableCommand {
             Loads checkpoints laid out as on the Hugging Face hub (config.json + model.safetensors, \
             HF, original Meta or timm tensor names) and runs them on the CPU.
             """,
-        subcommands: [FeaturesCommand.self, PCACommand.self, AttentionCommand.self, NormsCommand.self, ClassifyCommand.self])
+        subcommands: [
+            FeaturesCommand.self, PCACommand.self, AttentionCommand.self, NormsCommand.self, ClassifyCommand.self,
+            SegmentCommand.self, ProbeCommand.self, DepthCommand.self, DiscoverCommand.self,
+        ])
 }

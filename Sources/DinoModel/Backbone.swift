@@ -143,7 +143,8 @@ public struct Backbone: Sendable {
     public func callAsFunction(_ pixels: Tensor, options: ForwardOptions) throws(DinoModelError) -> BackboneOutput {
         let layers = model.configuration.numHiddenLayers
         let capture = options.outputHiddenStates ? Set(0...layers) : Set(outIndices)
-        let encoded = try model.encode(pixels, captureStages: capture, attentionBlocks: options.attentionBlocks)
+        let encoded = try model.encode(pixels, captureStages: capture, attentionBlocks: options.attentionBlocks,
+                                       qkvBlocks: options.qkvBlocks)
         var maps: [Tensor] = []
         for index in outIndices {
             guard var tokens = encoded.stages[index] else { continue }

@@ -12,6 +12,9 @@ public struct ForwardOptions: Sendable, Equatable {
     public var outputHiddenStates: Bool
     /// Blocks whose attention probabilities to keep (`[B, H, N, N]` each; costs memory).
     public var attentionBlocks: AttentionSelection
+    /// Blocks (0-based) whose query/key/value projections to keep (`[B, N, 3C]` each), as the
+    /// LOST-style object discovery methods read them.
+    public var qkvBlocks: Set<Int> = []
 
     /// Options; by default only the last hidden state, pooler output and logits are returned.
     /// `outputAttentions` keeps every block's attention probabilities.
@@ -57,6 +60,9 @@ public struct ModelOutput: Sendable {
     public var attentions: [Tensor]?
     /// The attention probabilities computed, by 0-based block index.
     public var attentionsByBlock: [Int: Tensor]
+    /// Query, key and value projections `[B, N, 3C]` (channels `0..<C` query, `C..<2C` key,
+    /// `2C..<3C` value, heads side by side) of the blocks in `ForwardOptions.qkvBlocks`.
+    public var qkvByBlock: [Int: Tensor]
     /// Classification logits `[B, labels]` when the checkpoint has a classifier.
     public var logits: Tensor?
 }
@@ -152,7 +158,8 @@ public final class VisionTransformer: Sendable {
     /// of the patch size.
     public func callAsFunction(_ pixels: Tensor, options: ForwardOptions = ForwardOptions()) throws(DinoModelError) -> ModelOutput {
         let layers = configuration.numHiddenLayers
-        let encoded = try encode(pixels, captureStages: options.outputHiddenStates ? Set(0...layers) : [], attentionBlocks: options.attentionBlocks)
+        let encoded = try encode(pixels, captureStages: options.outputHiddenStates ? Set(0...layers) : [],
+                                 attentionBlocks: options.attentionBlocks, qkvBlocks: options.qkvBlocks)
         return modelOutput(encoded, options: options)
     }
 
@@ -171,6 +178,7 @@ public final class VisionTransformer: Sendable {
             hiddenStates: options.outputHiddenStates ? (0...layers).compactMap { encoded.stages[$0] } : nil,
             attentions: options.attentionBlocks == .all ? (0..<layers).compactMap { encoded.attentions[$0] } : nil,
             attentionsByBlock: encoded.attentions,
+            qkvByBlock: encoded.qkv,
             logits: weights.classifier.map { classify(last, classifier: $0) })
     }
 
@@ -250,6 +258,8 @@ public final class VisionTransformer: Sendable {
         var stages: [Int: Tensor]
         /// Attention probabilities of the requested blocks.
         var attentions: [Int: Tensor]
+        /// Query/key/value projections of the requested blocks, `[B, N, 3C]`.
+        var qkv: [Int: Tensor]
     }
 
     /// Checks `pixels` and returns `(B, H, W)`.
@@ -269,7 +279,8 @@ public final class VisionTransformer: Sendable {
         return (b, height, width)
     }
 
-    func encode(_ pixels: Tensor, captureStages: Set<Int>, attentionBlocks: AttentionSelection) throws(DinoModelError) -> Encoded {
+    func encode(_ pixels: Tensor, captureStages: Set<Int>, attentionBlocks: AttentionSelection,
+                qkvBlocks: Set<Int> = []) throws(DinoModelError) -> Encoded {
         let (b, height, width) = try checkInput(pixels)
         let cfg = configuration
         let p = cfg.patchSize
@@ -313,6 +324,7 @@ public final class VisionTransformer: Sendable {
         capture(0)
 
         var attentionMaps: [Int: Tensor] = [:]
+        var qkvMaps: [Int: Tensor] = [:]
         let scale = 1 / Float(d).squareRoot()
         let eps = Float(cfg.layerNormEps)
         for (index, block) in weights.blocks.enumerated() {
@@ -321,6 +333,9 @@ public final class VisionTransformer: Sendable {
             ops.layerNorm(x, into: workspace.normed, block.norm1, rows: rows, columns: c, eps: eps)
             block.qkv.apply(workspace.normed, rows: rows, into: workspace.qkv, threads: threads)
             if let bias = block.qkv.bias { ops.addBias(workspace.qkv, ld: 3 * c, bias, rows: rows, columns: 3 * c) }
+            if qkvBlocks.contains(index) {
+                qkvMaps[index] = Tensor(shape: [b, n, 3 * c], scalars: Array(UnsafeBufferPointer(start: workspace.qkv, count: rows * 3 * c)))
+            }
             var probabilities = wantAttentions ? [Float](repeating: 0, count: b * heads * n * n) : []
             probabilities.withUnsafeMutableBufferPointer { saved in
                 // One (image, head) pair at a time per thread, each with its own [N, N] scores.
@@ -369,7 +384,7 @@ public final class VisionTransformer: Sendable {
         return Encoded(
             batch: b, tokens: n, gridHeight: gh, gridWidth: gw,
             output: Tensor(shape: [b, n, c], scalars: Array(UnsafeBufferPointer(start: x, count: rows * c))),
-            stages: stages, attentions: attentionMaps)
+            stages: stages, attentions: attentionMaps, qkv: qkvMaps)
     }
 }
 

@@ -67,3 +67,9 @@ void dino_softmax(float *x, size_t ldx, size_t R, size_t C, float scale) {
     if (resolve() == DINO_ISA_AVX2) dino_softmax_avx2(x, ldx, R, C, scale);
     else dino_softmax_ref(x, ldx, R, C, scale);
 }
+
+void dino_online_softmax_block(float *s, size_t lds, size_t R, size_t Ck, float scale, float *m, float *l, float *o,
+                               size_t ldo, size_t D) {
+    if (resolve() == DINO_ISA_AVX2) dino_online_softmax_block_avx2(s, lds, R, Ck, scale, m, l, o, ldo, D);
+    else dino_online_softmax_block_ref(s, lds, R, Ck, scale, m, l, o, ldo, D);
+}

@@ -14,6 +14,8 @@ void dino_swiglu_avx2(const float *x12, const float *bias, float *out, size_t R,
 void dino_residual_avx2(float *x, const float *y, const float *bias, const float *gamma, size_t R,
                           size_t C);
 void dino_softmax_avx2(float *x, size_t ldx, size_t R, size_t C, float scale);
+void dino_online_softmax_block_avx2(float *s, size_t lds, size_t R, size_t Ck, float scale, float *m, float *l,
+                                    float *o, size_t ldo, size_t D);
 /// 1 when the AVX2 kernels were compiled for this architecture.
 int dino_avx2_compiled(void);
 

@@ -226,6 +226,43 @@ DINO_AVX2 void dino_softmax_avx2(float *x, size_t ldx, size_t R, size_t C, float
     }
 }
 
+DINO_AVX2 void dino_online_softmax_block_avx2(float *s, size_t lds, size_t R, size_t Ck, float scale, float *m,
+                                              float *l, float *o, size_t ldo, size_t D) {
+    __m256 vscale = _mm256_set1_ps(scale);
+    __m256 minusInf = _mm256_set1_ps(-INFINITY);
+    for (size_t r = 0; r < R; r++) {
+        float *sr = s + r * lds;
+        __m256 vmax = _mm256_set1_ps(m[r]);
+        for (size_t c = 0; c < Ck; c += 8) {
+            __m256i mask = tail_mask(Ck - c);
+            __m256 v = _mm256_blendv_ps(minusInf, _mm256_mul_ps(load(sr + c, mask, Ck - c), vscale), _mm256_castsi256_ps(mask));
+            vmax = _mm256_max_ps(vmax, v);
+        }
+        float mx = hmax(vmax);
+        __m256 vmx = _mm256_set1_ps(mx);
+        __m256 sum = _mm256_setzero_ps();
+        for (size_t c = 0; c < Ck; c += 8) {
+            __m256i mask = tail_mask(Ck - c);
+            __m256 e = exp256(_mm256_fmsub_ps(load(sr + c, mask, Ck - c), vscale, vmx));
+            e = _mm256_and_ps(e, _mm256_castsi256_ps(mask));
+            sum = _mm256_add_ps(sum, e);
+            store(sr + c, mask, Ck - c, e);
+        }
+        // The first block has m = -inf: alpha is then 0, and o and l start at 0 anyway.
+        float alpha = m[r] == -INFINITY ? 0.0f : expf(m[r] - mx);
+        l[r] = l[r] * alpha + hsum(sum);
+        if (alpha != 1.0f) {
+            __m256 va = _mm256_set1_ps(alpha);
+            float *orow = o + r * ldo;
+            for (size_t d = 0; d < D; d += 8) {
+                __m256i mask = tail_mask(D - d);
+                store(orow + d, mask, D - d, _mm256_mul_ps(load(orow + d, mask, D - d), va));
+            }
+        }
+        m[r] = mx;
+    }
+}
+
 int dino_avx2_compiled(void) { return 1; }
 
 #else
@@ -250,6 +287,10 @@ void dino_residual_avx2(float *x, const float *y, const float *bias, const float
 }
 void dino_softmax_avx2(float *x, size_t ldx, size_t R, size_t C, float scale) {
     dino_softmax_ref(x, ldx, R, C, scale);
+}
+void dino_online_softmax_block_avx2(float *s, size_t lds, size_t R, size_t Ck, float scale, float *m, float *l,
+                                    float *o, size_t ldo, size_t D) {
+    dino_online_softmax_block_ref(s, lds, R, Ck, scale, m, l, o, ldo, D);
 }
 int dino_avx2_compiled(void) { return 0; }
 

@@ -196,3 +196,35 @@ void dino_f32_to_f16(const float *src, uint16_t *dst, size_t N) {
         dst[i] = h;
     }
 }
+
+void dino_online_softmax_block_ref(float *s, size_t lds, size_t R, size_t Ck, float scale, float *m, float *l,
+                                   float *o, size_t ldo, size_t D) {
+    for (size_t r = 0; r < R; r++) {
+        float *sr = s + r * lds;
+        float mx = m[r];
+        for (size_t c = 0; c < Ck; c++) mx = fmaxf(mx, sr[c] * scale);
+        float alpha = expf(m[r] - mx);
+        double sum = 0;
+        for (size_t c = 0; c < Ck; c++) {
+            float e = expf(sr[c] * scale - mx);
+            sr[c] = e;
+            sum += e;
+        }
+        l[r] = l[r] * alpha + (float)sum;
+        float *orow = o + r * ldo;
+        for (size_t d = 0; d < D; d++) orow[d] *= alpha;
+        m[r] = mx;
+    }
+}
+
+void dino_divide_rows(float *o, size_t ldo, size_t R, size_t D, const float *l) {
+    for (size_t r = 0; r < R; r++) {
+        float inv = 1.0f / l[r];
+        float *orow = o + r * ldo;
+        for (size_t d = 0; d < D; d++) orow[d] *= inv;
+    }
+}
+
+void dino_fill_rows(float *y, size_t ldy, const float *bias, size_t R, size_t C) {
+    for (size_t r = 0; r < R; r++) memcpy(y + r * ldy, bias, C * sizeof(float));
+}

@@ -1,3 +1,4 @@
+import CDinoKernels
 import COpenBLAS
 import Dispatch
 import Foundation
@@ -53,23 +54,31 @@ private struct UncheckedSendable<Value>: @unchecked Sendable {
 }
 
 extension LinearWeights {
-    /// `out[R, outFeatures] = x[R, inFeatures] · weightᵀ` (no bias: callers fuse it into the
-    /// next elementwise kernel). Rows are split over the compute threads.
+    /// `out[R, outFeatures] = x[R, inFeatures] · weightᵀ (+ bias)`. Rows are split over the
+    /// compute threads.
+    ///
+    /// With `addBias`, each thread first broadcasts the bias into its output rows and the GEMM
+    /// accumulates onto them (beta = 1): that replaces both OpenBLAS's zeroing pass and a later
+    /// bias pass.
     ///
     /// - Parameters:
     ///   - x: `[R, inFeatures]`, row stride `ldx` (default `inFeatures`).
     ///   - out: `[R, outFeatures]`, row stride `ldo` (default `outFeatures`).
     func apply(_ x: UnsafePointer<Float>, rows: Int, ldx: Int? = nil, into out: UnsafeMutablePointer<Float>, ldo: Int? = nil,
-               threads: Int = 1) {
+               addBias: Bool = false, threads: Int = 1) {
         let lda = ldx ?? inFeatures
         let ldc = ldo ?? outFeatures
         weight.withUnsafeBufferPointer { w in
             guard let base = w.baseAddress else { return }
-            ComputeThreads.parallelFor(rows, threads: threads) { _, range in
-                // The weight stays in PyTorch's [out, in] layout and is read transposed.
-                sgemm(transposeB: true, m: range.count, n: outFeatures, k: inFeatures, alpha: 1,
-                      a: x + range.lowerBound * lda, lda: lda, b: base, ldb: inFeatures,
-                      beta: 0, c: out + range.lowerBound * ldc, ldc: ldc)
+            withOptionalPointer(addBias ? bias : nil) { biasPointer in
+                ComputeThreads.parallelFor(rows, threads: threads) { _, range in
+                    let c = out + range.lowerBound * ldc
+                    if let biasPointer { dino_fill_rows(c, ldc, biasPointer, range.count, outFeatures) }
+                    // The weight stays in PyTorch's [out, in] layout and is read transposed.
+                    sgemm(transposeB: true, m: range.count, n: outFeatures, k: inFeatures, alpha: 1,
+                          a: x + range.lowerBound * lda, lda: lda, b: base, ldb: inFeatures,
+                          beta: biasPointer == nil ? 0 : 1, c: c, ldc: ldc)
+                }
             }
         }
     }

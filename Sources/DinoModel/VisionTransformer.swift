@@ -37,6 +37,15 @@ public enum AttentionSelection: Sendable, Equatable {
     /// Blocks by 0-based index.
     case blocks(Set<Int>)
 
+    /// Whether any block is selected.
+    public var selectsAny: Bool {
+        switch self {
+        case .none: return false
+        case .all: return true
+        case .blocks(let set): return !set.isEmpty
+        }
+    }
+
     /// Whether block `index` is selected.
     public func contains(_ index: Int) -> Bool {
         switch self {
@@ -295,15 +304,17 @@ public final class VisionTransformer: Sendable {
         let threads = ComputeThreads.current
         let positions = try positionEmbeddings(height: gh, width: gw)
 
+        let fullAttention = attentionBlocks.selectsAny
         let workspace = Workspace(rows: rows, tokens: n, hidden: c, ffnWidth: cfg.ffnHiddenSize, swiglu: cfg.useSwigluFFN,
-                                  patchRows: b * patches, patchColumns: weights.patchEmbedding.inFeatures, threads: threads)
+                                  patchRows: b * patches, patchColumns: weights.patchEmbedding.inFeatures, threads: threads,
+                                  scoresPerThread: max(fullAttention ? n * n : 0, AttentionKernel.blockScores(tokens: n)),
+                                  rowStatisticsPerThread: AttentionKernel.queryBlock(tokens: n))
         let x = workspace.x
         let ops = RowKernels(threads: threads)
 
         // Patch embedding: an im2col of the stride-p convolution, then one GEMM.
         dino_patchify(pixels.scalars, workspace.patches, b, cfg.numChannels, height, width, p)
-        weights.patchEmbedding.apply(workspace.patches, rows: b * patches, into: workspace.embedded, threads: threads)
-        if let bias = weights.patchEmbedding.bias { ops.addBias(workspace.embedded, ld: c, bias, rows: b * patches, columns: c) }
+        weights.patchEmbedding.apply(workspace.patches, rows: b * patches, into: workspace.embedded, addBias: true, threads: threads)
         // ref: HF Dinov2WithRegistersEmbeddings.forward: [CLS, patches] + positions first, then
         // the registers are inserted after CLS without a position embedding.
         for i in 0..<b {
@@ -324,60 +335,43 @@ public final class VisionTransformer: Sendable {
         capture(0)
 
         var attentionMaps: [Int: Tensor] = [:]
+        let attention = AttentionKernel(batch: b, tokens: n, heads: heads, headDim: d, threads: threads)
         var qkvMaps: [Int: Tensor] = [:]
-        let scale = 1 / Float(d).squareRoot()
         let eps = Float(cfg.layerNormEps)
         for (index, block) in weights.blocks.enumerated() {
             // Attention branch: x = x + ls1 * proj(attention(norm1(x))).
             let wantAttentions = attentionBlocks.contains(index)
             ops.layerNorm(x, into: workspace.normed, block.norm1, rows: rows, columns: c, eps: eps)
-            block.qkv.apply(workspace.normed, rows: rows, into: workspace.qkv, threads: threads)
-            if let bias = block.qkv.bias { ops.addBias(workspace.qkv, ld: 3 * c, bias, rows: rows, columns: 3 * c) }
+            block.qkv.apply(workspace.normed, rows: rows, into: workspace.qkv, addBias: true, threads: threads)
             if qkvBlocks.contains(index) {
                 qkvMaps[index] = Tensor(shape: [b, n, 3 * c], scalars: Array(UnsafeBufferPointer(start: workspace.qkv, count: rows * 3 * c)))
             }
-            var probabilities = wantAttentions ? [Float](repeating: 0, count: b * heads * n * n) : []
-            probabilities.withUnsafeMutableBufferPointer { saved in
-                // One (image, head) pair at a time per thread, each with its own [N, N] scores.
-                ComputeThreads.parallelFor(b * heads, threads: threads, granularity: 1, minimumPerPart: 1) { part, pairs in
-                    let scores = workspace.scores + part * n * n
-                    for pair in pairs {
-                        let (i, head) = (pair / heads, pair % heads)
-                        // q, k, v of one head: [N, D] column slices of qkv [N, 3C].
-                        let q = workspace.qkv + i * n * 3 * c + head * d
-                        let k = q + c
-                        let v = q + 2 * c
-                        sgemm(transposeB: true, m: n, n: n, k: d, alpha: 1, a: q, lda: 3 * c, b: k, ldb: 3 * c,
-                              beta: 0, c: scores, ldc: n)
-                        dino_softmax(scores, n, n, n, scale)
-                        if wantAttentions, let base = saved.baseAddress {
-                            (base + pair * n * n).update(from: scores, count: n * n)
-                        }
-                        sgemm(transposeB: false, m: n, n: d, k: n, alpha: 1, a: scores, lda: n, b: v, ldb: 3 * c,
-                              beta: 0, c: workspace.attention + i * n * c + head * d, ldc: c)
-                    }
+            if wantAttentions {
+                var probabilities = [Float](repeating: 0, count: b * heads * n * n)
+                probabilities.withUnsafeMutableBufferPointer { saved in
+                    guard let savedBase = saved.baseAddress else { return }
+                    attention.full(qkv: workspace.qkv, into: workspace.attention, probabilities: savedBase, scores: workspace.scores)
                 }
+                attentionMaps[index] = Tensor(shape: [b, heads, n, n], scalars: probabilities)
+            } else {
+                attention.streaming(qkv: workspace.qkv, into: workspace.attention, workspace: workspace)
             }
-            if wantAttentions { attentionMaps[index] = Tensor(shape: [b, heads, n, n], scalars: probabilities) }
-            block.projection.apply(workspace.attention, rows: rows, into: workspace.branch, threads: threads)
-            ops.residual(x, workspace.branch, bias: block.projection.bias, scale: block.layerScale1, rows: rows, columns: c)
+            block.projection.apply(workspace.attention, rows: rows, into: workspace.branch, addBias: true, threads: threads)
+            ops.residual(x, workspace.branch, scale: block.layerScale1, rows: rows, columns: c)
 
             // FFN branch: x = x + ls2 * ffn(norm2(x)).
             ops.layerNorm(x, into: workspace.normed, block.norm2, rows: rows, columns: c, eps: eps)
-            let output: LinearWeights
             switch block.feedForward {
             case let .mlp(fc1, fc2):
-                fc1.apply(workspace.normed, rows: rows, into: workspace.hidden, threads: threads)
-                ops.biasActivation(workspace.hidden, fc1.bias, rows: rows, columns: fc1.outFeatures, activation)
-                fc2.apply(workspace.hidden, rows: rows, into: workspace.branch, threads: threads)
-                output = fc2
+                fc1.apply(workspace.normed, rows: rows, into: workspace.hidden, addBias: true, threads: threads)
+                ops.activation(workspace.hidden, rows: rows, columns: fc1.outFeatures, activation)
+                fc2.apply(workspace.hidden, rows: rows, into: workspace.branch, addBias: true, threads: threads)
             case let .swiglu(weightsIn, weightsOut):
-                weightsIn.apply(workspace.normed, rows: rows, into: workspace.hidden, threads: threads)
-                ops.swiglu(workspace.hidden, weightsIn.bias, into: workspace.gate, rows: rows, width: weightsOut.inFeatures)
-                weightsOut.apply(workspace.gate, rows: rows, into: workspace.branch, threads: threads)
-                output = weightsOut
+                weightsIn.apply(workspace.normed, rows: rows, into: workspace.hidden, addBias: true, threads: threads)
+                ops.swiglu(workspace.hidden, into: workspace.gate, rows: rows, width: weightsOut.inFeatures)
+                weightsOut.apply(workspace.gate, rows: rows, into: workspace.branch, addBias: true, threads: threads)
             }
-            ops.residual(x, workspace.branch, bias: output.bias, scale: block.layerScale2, rows: rows, columns: c)
+            ops.residual(x, workspace.branch, scale: block.layerScale2, rows: rows, columns: c)
             capture(index + 1)
         }
 
@@ -403,30 +397,21 @@ struct RowKernels {
         }
     }
 
-    func addBias(_ x: UnsafeMutablePointer<Float>, ld: Int, _ bias: [Float], rows: Int, columns: Int) {
-        split(rows) { range in dino_add_bias(x + range.lowerBound * ld, ld, bias, range.count, columns) }
+    func activation(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, _ activation: dino_activation) {
+        split(rows) { range in dino_bias_activation(x + range.lowerBound * columns, nil, range.count, columns, activation) }
     }
 
-    func biasActivation(_ x: UnsafeMutablePointer<Float>, _ bias: [Float]?, rows: Int, columns: Int, _ activation: dino_activation) {
-        withOptionalPointer(bias) { b in
-            split(rows) { range in dino_bias_activation(x + range.lowerBound * columns, b, range.count, columns, activation) }
+    /// `out = silu(x1) * x2` for `x12 = [x1 | x2]`.
+    func swiglu(_ x12: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+        split(rows) { range in
+            dino_swiglu(x12 + range.lowerBound * 2 * width, nil, out + range.lowerBound * width, range.count, width)
         }
     }
 
-    func swiglu(_ x12: UnsafePointer<Float>, _ bias: [Float]?, into out: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
-        withOptionalPointer(bias) { b in
-            split(rows) { range in
-                dino_swiglu(x12 + range.lowerBound * 2 * width, b, out + range.lowerBound * width, range.count, width)
-            }
-        }
-    }
-
-    /// `x += scale * (y + bias)`.
-    func residual(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, bias: [Float]?, scale: [Float]?, rows: Int, columns c: Int) {
-        withOptionalPointer(bias) { b in
-            withOptionalPointer(scale) { g in
-                split(rows) { range in dino_residual(x + range.lowerBound * c, y + range.lowerBound * c, b, g, range.count, c) }
-            }
+    /// `x += scale * y` (LayerScale; plain addition when the checkpoint has none).
+    func residual(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, scale: [Float]?, rows: Int, columns c: Int) {
+        withOptionalPointer(scale) { g in
+            split(rows) { range in dino_residual(x + range.lowerBound * c, y + range.lowerBound * c, nil, g, range.count, c) }
         }
     }
 }
@@ -454,15 +439,19 @@ final class Workspace {
     let hidden: UnsafeMutablePointer<Float>
     /// SwiGLU gate output `[B * N, F]`.
     let gate: UnsafeMutablePointer<Float>
-    /// Attention scores of one head per thread, `threads` x `[N, N]`.
+    /// Attention scores per thread: `[N, N]` when probabilities are kept, else one block.
     let scores: UnsafeMutablePointer<Float>
+    /// Running max and sum of the streaming softmax, per thread one query block each.
+    let rowMax: UnsafeMutablePointer<Float>
+    let rowSum: UnsafeMutablePointer<Float>
     /// im2col patches `[B * h * w, K]`.
     let patches: UnsafeMutablePointer<Float>
     /// Patch projections `[B * h * w, C]`.
     let embedded: UnsafeMutablePointer<Float>
     private let all: [UnsafeMutablePointer<Float>]
 
-    init(rows: Int, tokens: Int, hidden c: Int, ffnWidth f: Int, swiglu: Bool, patchRows: Int, patchColumns: Int, threads: Int) {
+    init(rows: Int, tokens: Int, hidden c: Int, ffnWidth f: Int, swiglu: Bool, patchRows: Int, patchColumns: Int, threads: Int,
+         scoresPerThread: Int, rowStatisticsPerThread: Int) {
         func make(_ count: Int) -> UnsafeMutablePointer<Float> {
             let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
             pointer.initialize(repeating: 0, count: max(count, 1))
@@ -475,10 +464,12 @@ final class Workspace {
         branch = make(rows * c)
         hidden = make(rows * (swiglu ? 2 * f : f))
         gate = make(swiglu ? rows * f : 0)
-        scores = make(threads * tokens * tokens)
+        scores = make(threads * scoresPerThread)
+        rowMax = make(threads * rowStatisticsPerThread)
+        rowSum = make(threads * rowStatisticsPerThread)
         patches = make(patchRows * patchColumns)
         embedded = make(patchRows * c)
-        all = [x, normed, qkv, attention, branch, hidden, gate, scores, patches, embedded]
+        all = [x, normed, qkv, attention, branch, hidden, gate, scores, rowMax, rowSum, patches, embedded]
     }
 
     deinit {

@@ -201,3 +201,42 @@ struct ConversionTests {
         #expect(back[6] == 1.015625)
     }
 }
+
+/// The streaming softmax: processing keys block by block must give softmax(scale * s) · v.
+@Suite("Kernels: online softmax for tiled attention")
+struct OnlineSoftmaxTests {
+    @Test("block-wise accumulation equals the plain softmax product", arguments: [1, 7, 64, 300])
+    func matchesPlain(blockSize: Int) {
+        let (rows, keys, d) = (5, 300, 9)
+        let scores = randomFloats(rows * keys, seed: 31, range: 20)
+        let values = randomFloats(keys * d, seed: 32)
+        let scale: Float = 0.3
+        // Reference: full softmax then the product, in double.
+        var expected = [Double](repeating: 0, count: rows * d)
+        for r in 0..<rows {
+            let row = (0..<keys).map { Double(scores[r * keys + $0] * scale) }
+            let mx = row.max() ?? 0
+            let e = row.map { Foundation.exp($0 - mx) }
+            let sum = e.reduce(0, +)
+            for j in 0..<d { expected[r * d + j] = (0..<keys).reduce(0) { $0 + e[$1] / sum * Double(values[$1 * d + j]) } }
+        }
+        for fast in [true, false] {
+            var m = [Float](repeating: -.infinity, count: rows), l = [Float](repeating: 0, count: rows)
+            var o = [Float](repeating: 0, count: rows * d)
+            for start in stride(from: 0, to: keys, by: blockSize) {
+                let columns = min(blockSize, keys - start)
+                var tile = [Float](repeating: 0, count: rows * columns)
+                for r in 0..<rows { for k in 0..<columns { tile[r * columns + k] = scores[r * keys + start + k] } }
+                if fast {
+                    dino_online_softmax_block(&tile, columns, rows, columns, scale, &m, &l, &o, d, d)
+                } else {
+                    dino_online_softmax_block_ref(&tile, columns, rows, columns, scale, &m, &l, &o, d, d)
+                }
+                for r in 0..<rows { for j in 0..<d { for k in 0..<columns { o[r * d + j] += tile[r * columns + k] * values[(start + k) * d + j] } } }
+            }
+            dino_divide_rows(&o, d, rows, d, l)
+            let worst = zip(o, expected).map { abs(Double($0) - $1) }.max() ?? 0
+            #expect(worst < 1e-5, "block \(blockSize) \(fast ? "AVX2" : "reference"): max error \(worst)")
+        }
+    }
+}

@@ -220,3 +220,18 @@ struct StageSelectionTests {
         #expect(throws: DinoModelError.self) { try backbone.intermediateLayers(pixels, .blocks([2])) }
     }
 }
+
+@Suite("Tiled attention")
+struct TiledAttentionTests {
+    @Test("many query and key tiles give the same output as the full attention matrix")
+    func streamingEqualsFull() throws {
+        // 34 x 34 patches + CLS + 1 register = 1158 tokens: 2 key tiles and 5 query tiles.
+        let model = try VisionTransformer(directory: Fixtures.folder("reg1_nointerp"))
+        let count = 3 * 476 * 476
+        let pixels = Tensor(shape: [1, 3, 476, 476], scalars: (0..<count).map { Float(($0 * 7919) % 1000) / 500 - 1 })
+        let streamed = try model(pixels)
+        let full = try model(pixels, options: ForwardOptions(outputAttentions: true))
+        #expect(streamed.lastHiddenState.shape == [1, 1158, 32])
+        expectClose(streamed.lastHiddenState, full.lastHiddenState, "streaming vs full", relative: 1e-5)
+    }
+}

@@ -77,6 +77,24 @@ void dino_residual_ref(float *x, const float *y, const float *bias, const float 
 void dino_softmax(float *x, size_t ldx, size_t R, size_t C, float scale);
 void dino_softmax_ref(float *x, size_t ldx, size_t R, size_t C, float scale);
 
+// --- Streaming (online) softmax for tiled attention -------------------------------------
+// One key block of flash-style attention. s: [R, Ck] raw scores q·k of R query rows against
+// Ck keys (row stride lds); m, l: [R] running max and running sum (start at -inf and 0);
+// o: [R, D] running output (row stride ldo). For each row: the new max includes scale * s,
+// o and l are rescaled by exp(old max - new max), s becomes exp(scale * s - new max) (the
+// block's unnormalised probabilities, to be multiplied with the block's values into o), and
+// l gains their sum.
+void dino_online_softmax_block(float *s, size_t lds, size_t R, size_t Ck, float scale, float *m, float *l,
+                               float *o, size_t ldo, size_t D);
+void dino_online_softmax_block_ref(float *s, size_t lds, size_t R, size_t Ck, float scale, float *m, float *l,
+                                   float *o, size_t ldo, size_t D);
+// o: [R, D] (row stride ldo) divided row-wise by l: [R].
+void dino_divide_rows(float *o, size_t ldo, size_t R, size_t D, const float *l);
+
+// --- Bias broadcast ------------------------------------------------------------------
+// y: [R, C] (row stride ldy) set to bias: [C] on every row (so a GEMM can accumulate onto it).
+void dino_fill_rows(float *y, size_t ldy, const float *bias, size_t R, size_t C);
+
 // --- Patch extraction (im2col of a stride-P, kernel-P convolution) ----------------
 // image: [B, Cin, H, W]; out: [B * (H/P) * (W/P), Cin * P * P], rows in row-major patch
 // order (y, then x), columns in the conv weight order (channel, ky, kx).

@@ -202,6 +202,7 @@ public final class SafetensorsFile: TensorSource {
         let count = e.shape.reduce(1, *)
         let raw = UnsafeRawBufferPointer(rebasing: file.bytes[(dataStart + e.byteRange.lowerBound)..<(dataStart + e.byteRange.upperBound)])
         let scalars = withExtendedLifetime(file) { TensorBytes.decode(raw, dtype: e.dtype, count: count) }
+        file.release((dataStart + e.byteRange.lowerBound)..<(dataStart + e.byteRange.upperBound))
         return Tensor(shape: e.shape, scalars: scalars)
     }
 

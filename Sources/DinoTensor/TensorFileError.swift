@@ -23,6 +23,8 @@ public enum TensorFileError: Error, Sendable, Equatable, CustomStringConvertible
     case duplicateTensor(path: String, tensor: String)
     /// The file could not be written.
     case writeFailed(path: String, reason: String)
+    /// A checkpoint's pickle asks for an opcode or global the restricted reader never runs.
+    case rejectedPickle(path: String, offset: Int, reason: String)
 
     public var description: String {
         switch self {
@@ -37,6 +39,8 @@ public enum TensorFileError: Error, Sendable, Equatable, CustomStringConvertible
         case let .missingTensor(path, tensor): return "\(path): no tensor named '\(tensor)'"
         case let .duplicateTensor(path, tensor): return "\(path): tensor '\(tensor)' appears more than once"
         case let .writeFailed(path, reason): return "\(path): cannot write: \(reason)"
+        case let .rejectedPickle(path, offset, reason):
+            return "\(path): refused to unpickle: \(reason) at byte \(offset) of data.pkl (only tensors, dicts, lists and plain values are read)"
         }
     }
 

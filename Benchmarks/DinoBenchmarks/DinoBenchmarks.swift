@@ -39,7 +39,7 @@ struct DinoBenchmarks: ParsableCommand {
         ComputeThreads.set(threads)
         let vit = try VisionTransformer(directory: URL(fileURLWithPath: model))
         let result = try ForwardBenchmark.measure(vit, batch: batch, height: height, width: width, runs: runs, warmup: warmup)
-        print(json ? result.json : String(
+        print(json ? result.json() : String(
             format: "%@ %dx%d batch %d, %d threads: median %.2f ms, min %.2f ms, %.1f GFLOP/s, peak RSS %.1f MB",
             model, height, width, batch, threads, result.median, result.minimum, result.gflops, result.peakResidentMegabytes))
     }

@@ -35,6 +35,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
+    @Flag(name: .long, help: "Also measure the sgemm rate of the model's largest GEMM shape (gemm_gflops: this library's row split; gemm_gflops_openblas: OpenBLAS's own threads).")
+    var gemmRate = false
+
     func validate() throws {
         guard parsedSize != nil else { throw ValidationError("--size must be H or HxW, got \(size)") }
         if batch < 1 || runs < 1 || warmup < 0 { throw ValidationError("--batch and --runs must be at least 1, --warmup at least 0") }
@@ -51,12 +54,26 @@ struct BenchCommand: ParsableCommand {
         let (model, _) = try modelOptions.load()
         guard let (height, width) = parsedSize else { return }
         let result = try ForwardBenchmark.measure(model, batch: batch, height: height, width: width, runs: runs, warmup: warmup)
+        var extra: [String: Double] = [:]
+        if gemmRate {
+            // The FFN GEMMs are the largest: [B * N, C] x [C, F] (and back).
+            let cfg = model.configuration
+            let tokens = batch * (1 + cfg.numRegisterTokens + (height / cfg.patchSize) * (width / cfg.patchSize))
+            let widths = cfg.useSwigluFFN ? 2 * cfg.ffnHiddenSize : cfg.ffnHiddenSize
+            let rate = ForwardBenchmark.gemmRate(m: tokens, n: widths, k: cfg.hiddenSize, threads: ComputeThreads.current)
+            extra = ["gemm_gflops": rate.rowSplit, "gemm_gflops_openblas": rate.openBLASThreads,
+                     "gemm_m": Double(tokens), "gemm_n": Double(widths), "gemm_k": Double(cfg.hiddenSize)]
+        }
         if json {
-            print(result.json)
+            print(result.json(extra: extra))
         } else {
             print(String(format: "%@ %dx%d, batch %d, %d threads: median %.2f ms, min %.2f ms, %.1f GFLOP/s, %.1f images/s, peak RSS %.1f MB",
                          modelOptions.model, height, width, batch, ComputeThreads.current, result.median, result.minimum,
                          result.gflops, Double(batch) * 1000 / max(result.median, 1e-9), result.peakResidentMegabytes))
+            if let split = extra["gemm_gflops"], let native = extra["gemm_gflops_openblas"] {
+                print(String(format: "largest GEMM %.0fx%.0fx%.0f: %.1f GFLOP/s row split, %.1f GFLOP/s OpenBLAS threads; forward reaches %.0f%% of the better",
+                             extra["gemm_m"] ?? 0, extra["gemm_n"] ?? 0, extra["gemm_k"] ?? 0, split, native, 100 * result.gflops / max(split, native)))
+            }
         }
     }
 }

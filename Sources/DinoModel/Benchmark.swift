@@ -1,3 +1,4 @@
+import COpenBLAS
 import DinoTensor
 import Dispatch
 import Foundation
@@ -44,6 +45,41 @@ public struct ForwardBenchmark: Sendable {
                                 peakResidentMegabytes: peakResidentMegabytes())
     }
 
+    /// GFLOP/s of `C[M, N] = A[M, K] · B[N, K]ᵀ` as the forward pass runs its GEMMs (rows split
+    /// over `threads` workers, single-threaded OpenBLAS each), and as OpenBLAS runs it with its
+    /// own `threads` threads; the median of `runs` after two warm-ups.
+    public static func gemmRate(m: Int, n: Int, k: Int, threads: Int, runs: Int = 20) -> (rowSplit: Double, openBLASThreads: Double) {
+        var state: UInt32 = 99
+        func random(_ count: Int) -> [Float] {
+            (0..<count).map { _ in state = state &* 1_664_525 &+ 1_013_904_223; return Float(state >> 8) / Float(1 << 24) - 0.5 }
+        }
+        let weights = LinearWeights(weight: random(n * k), bias: nil, outFeatures: n, inFeatures: k)
+        let a = random(m * k)
+        var c = [Float](repeating: 0, count: m * n)
+        func time(_ body: () -> Void) -> Double {
+            var times: [Double] = []
+            for i in 0..<(runs + 2) {
+                let start = DispatchTime.now().uptimeNanoseconds
+                body()
+                if i >= 2 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+            }
+            let median = times.sorted()[times.count / 2]
+            return 2 * Double(m) * Double(n) * Double(k) / median / 1e9
+        }
+        let split = c.withUnsafeMutableBufferPointer { out -> Double in
+            guard let base = out.baseAddress else { return 0 }
+            return time { weights.apply(a, rows: m, into: base, threads: threads) }
+        }
+        _ = ComputeThreads.singleThreadedBLAS
+        openblas_set_num_threads(Int32(threads))
+        defer { openblas_set_num_threads(1) }
+        let native = c.withUnsafeMutableBufferPointer { out -> Double in
+            guard let base = out.baseAddress else { return 0 }
+            return time { sgemm(transposeB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: weights.weight, ldb: k, beta: 0, c: base, ldc: n) }
+        }
+        return (split, native)
+    }
+
     /// Peak resident set size of this process (`VmHWM` of /proc/self/status), in MB; 0 where unavailable.
     public static func peakResidentMegabytes() -> Double {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
@@ -53,10 +89,11 @@ public struct ForwardBenchmark: Sendable {
         return 0
     }
 
-    /// One JSON object: `median_ms`, `min_ms`, `gflops`, `peak_rss_mb`, `runs_ms`.
-    public var json: String {
+    /// One JSON object: `median_ms`, `min_ms`, `gflops`, `peak_rss_mb`, `runs_ms`, plus `extra` fields.
+    public func json(extra: [String: Double] = [:]) -> String {
         let list = runs.map { String(format: "%.3f", $0) }.joined(separator: ", ")
-        return String(format: "{\"median_ms\": %.3f, \"min_ms\": %.3f, \"gflops\": %.2f, \"peak_rss_mb\": %.1f, \"runs_ms\": [%@]}",
-                      median, minimum, gflops, peakResidentMegabytes, list)
+        let more = extra.sorted { $0.key < $1.key }.map { String(format: ", \"%@\": %.2f", $0.key, $0.value) }.joined()
+        return String(format: "{\"median_ms\": %.3f, \"min_ms\": %.3f, \"gflops\": %.2f, \"peak_rss_mb\": %.1f%@, \"runs_ms\": [%@]}",
+                      median, minimum, gflops, peakResidentMegabytes, more, list)
     }
 }

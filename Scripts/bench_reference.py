@@ -87,6 +87,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from dataclasses import dataclass
@@ -99,7 +100,8 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SWIFT_BENCH = REPO_ROOT / ".build" / "release" / "dino-bench"
 DEFAULT_CACHE = Path("/tmp/dino-bench-cache")
-DEFAULT_CONFIGS = "vits14-reg:224:1,vitb14-reg:224:1"
+DEFAULT_CONFIGS = "vits14-reg:224:1,vits14-reg:518:1,vitb14-reg:224:1,vitb14-reg:518:1,vits14-reg:224:8"
+DEFAULT_HIGHRES = "vits14-reg:1036:1"
 
 PATCH = 14
 REGISTERS = 4
@@ -450,6 +452,15 @@ class SwiftRunner:
     def timed(self, n: int) -> list[float]:
         return [float(t) for t in self.invoke(runs=n, warmup=1)["runs_ms"]]
 
+    def invoke_extra(self, extra: list[str], runs: int, warmup: int) -> dict:
+        """invoke() with extra flags (e.g. --gemm-rate)."""
+        saved = self.command
+        self.command = lambda runs, warmup: saved(runs, warmup) + extra
+        try:
+            return self.invoke(runs=runs, warmup=warmup)
+        finally:
+            self.command = saved
+
 
 # ---------------------------------------------------------------------------
 # Benchmark
@@ -475,6 +486,100 @@ def summarize(times: list[float], flops: float) -> dict:
 
 def python_peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def rss_probe(config: BenchConfig, args, runs: int = 1) -> dict | None:
+    """Peak RSS in MB of a fresh Python process that loads the model and runs `runs` forward passes
+    (`--probe` mode of this script); also prints the probe's median latency."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--probe", config.label, "--cache", str(args.cache),
+           "--threads", str(args.threads), "--runs", str(runs)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"  PyTorch probe failed: {proc.stderr.strip()[-500:]}")
+        return None
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    return report
+
+
+def probe_main(label: str, cache: Path, threads: int, runs: int) -> int:
+    """One job in this process: load, `runs` forward passes, print peak RSS and the median time."""
+    torch.set_num_threads(threads)
+    config = parse_configs(label)[0]
+    model = load_torch_model(ensure_model_dir(config, cache))
+    pixel_values = make_input(config)
+    times = []
+    with torch.inference_mode():
+        for _ in range(runs):
+            start = time.perf_counter()
+            model(pixel_values=pixel_values)
+            times.append((time.perf_counter() - start) * 1e3)
+    print(json.dumps({"peak_rss_mb": python_peak_rss_mb(), "median_ms": statistics.median(times)}))
+    return 0
+
+
+def highres_section(label: str, args, swift_binary: Path | None) -> dict:
+    """The high-resolution job: latency and peak RSS of one forward pass each, fresh processes."""
+    config = parse_configs(label)[0]
+    print(f"\n=== high resolution {config.label} ({config.tokens} tokens) ===")
+    directory = ensure_model_dir(config, args.cache)
+    out: dict = {"config": config.label, "tokens": config.tokens}
+    probe = rss_probe(config, args, runs=2)
+    if probe:
+        out["pytorch"] = probe
+        print(f"  PyTorch: median {probe['median_ms']:.0f} ms, peak RSS {probe['peak_rss_mb']:.0f} MB")
+    if swift_binary is not None:
+        try:
+            report = SwiftRunner(swift_binary, config, directory, args.threads, args.swift_timeout).invoke(runs=2, warmup=0)
+            out["swift"] = {"median_ms": report["median_ms"], "peak_rss_mb": report["peak_rss_mb"]}
+            print(f"  Swift:   median {report['median_ms']:.0f} ms, peak RSS {report['peak_rss_mb']:.0f} MB")
+        except SwiftError as err:
+            print(f"  Swift failed: {err}")
+    return out
+
+
+PYTHON_FEATURES_SCRIPT = """
+import sys, torch
+from PIL import Image
+from safetensors.torch import save_file
+from transformers import BitImageProcessor, Dinov2WithRegistersModel
+torch.set_num_threads(int(sys.argv[4]))
+processor = BitImageProcessor(size={"height": 224, "width": 224}, do_center_crop=False, resample=3)
+model = Dinov2WithRegistersModel.from_pretrained(sys.argv[1]).eval()
+pixels = processor(Image.open(sys.argv[2]).convert("RGB"), return_tensors="pt")["pixel_values"]
+with torch.inference_mode():
+    out = model(pixel_values=pixels)
+save_file({"last_hidden_state": out.last_hidden_state.clone(), "pooler_output": out.pooler_output.clone()}, sys.argv[3])
+"""
+
+
+def whole_process_section(args, swift_binary: Path | None, runs: int = 5) -> dict:
+    """`dino features` on one 224 px image, start to file written, against the same job in Python."""
+    config = parse_configs("vits14-reg:224:1")[0]
+    directory = ensure_model_dir(config, args.cache)
+    image = REPO_ROOT / "Examples" / "images" / "coffee.png"
+    dino = swift_binary.parent / "dino" if swift_binary is not None else None
+    print(f"\n=== whole process: features of one 224 px image ({image.name}), {runs} runs each ===")
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "features.py"
+        script.write_text(PYTHON_FEATURES_SCRIPT)
+        def wall(cmd: list[str]) -> float:
+            start = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            return (time.perf_counter() - start) * 1e3
+        python_cmd = [sys.executable, str(script), str(directory), str(image), str(Path(tmp) / "py.safetensors"), str(args.threads)]
+        out: dict = {}
+        times_py = [wall(python_cmd) for _ in range(runs)]
+        out["python_ms"] = statistics.median(times_py)
+        if dino is not None and dino.is_file():
+            swift_cmd = [str(dino), "features", "--model", str(directory), str(image), "--size", "224x224",
+                         "--output-dir", str(Path(tmp) / "swift"), "--threads", str(args.threads)]
+            times_swift = [wall(swift_cmd) for _ in range(runs)]
+            out["swift_ms"] = statistics.median(times_swift)
+            out["ratio"] = out["swift_ms"] / out["python_ms"]
+            print(f"  Python script {out['python_ms']:.0f} ms, dino features {out['swift_ms']:.0f} ms ({out['ratio']:.2f}x)")
+        else:
+            print(f"  Python script {out['python_ms']:.0f} ms; `dino` not built")
+    return out
 
 
 def bench_config(config: BenchConfig, args, swift_binary: Path | None) -> dict:
@@ -563,6 +668,21 @@ def bench_config(config: BenchConfig, args, swift_binary: Path | None) -> dict:
     result["ratios_median"] = ratios
     result["python_peak_rss_mb"] = python_peak_rss_mb()
 
+    # Peak memory of the same job in a fresh process each (load the model, one forward pass).
+    probe = rss_probe(config, args)
+    result["pytorch_job_peak_rss_mb"] = probe["peak_rss_mb"] if probe else None
+    if swift_binary is not None and "swift" in impls:
+        gemm = SwiftRunner(swift_binary, config, directory, args.threads, args.swift_timeout)
+        try:
+            report = gemm.invoke_extra(["--gemm-rate"], runs=1, warmup=0)
+            best = max(report.get("gemm_gflops", 0.0), report.get("gemm_gflops_openblas", 0.0))
+            result["gemm"] = {k: report[k] for k in report if k.startswith("gemm_")}
+            result["gemm"]["forward_fraction_of_best_gemm"] = impls["swift"]["gflops"] / best if best > 0 else None
+            job = SwiftRunner(swift_binary, config, directory, args.threads, args.swift_timeout).invoke(runs=1, warmup=0)
+            result["swift_job_peak_rss_mb"] = job.get("peak_rss_mb")
+        except SwiftError as err:
+            print(f"  swift GEMM-rate / RSS run failed: {err}")
+
     print_table(result)
 
     del runners, session, model
@@ -585,11 +705,14 @@ def print_table(result: dict) -> None:
     for key, value in result["ratios_median"].items():
         print(f"  {key.replace('swift', 'Swift').replace('ort', 'ORT').replace('pytorch', 'PyTorch')} (median): "
               f"{value:.2f}x")  # fmt: skip
-    swift = impls.get("swift", {})
-    rss = f"Python process {result['python_peak_rss_mb']:.0f} MB (cumulative)"
-    if swift.get("peak_rss_mb") is not None:
-        rss += f", Swift {swift['peak_rss_mb']:.0f} MB"
-    print(f"  peak RSS: {rss}")
+    probe, job = result.get("pytorch_job_peak_rss_mb"), result.get("swift_job_peak_rss_mb")
+    if probe and job:
+        print(f"  peak RSS, same job in a fresh process: PyTorch {probe:.0f} MB, Swift {job:.0f} MB ({job / probe:.2f}x)")
+    gemm = result.get("gemm")
+    if gemm and gemm.get("forward_fraction_of_best_gemm"):
+        print(f"  largest GEMM {gemm['gemm_m']:.0f}x{gemm['gemm_n']:.0f}x{gemm['gemm_k']:.0f}: "
+              f"{gemm['gemm_gflops']:.1f} GFLOP/s row split, {gemm['gemm_gflops_openblas']:.1f} OpenBLAS threads; "
+              f"the forward pass runs at {100 * gemm['forward_fraction_of_best_gemm']:.0f}% of the better")
 
 
 # ---------------------------------------------------------------------------
@@ -646,9 +769,14 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=0.2, help="pause in s between implementation blocks")
     parser.add_argument("--opset", type=int, default=20, help="ONNX opset for the export (default 20)")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write all results to OUT")
+    parser.add_argument("--highres", default=DEFAULT_HIGHRES, help=f"high-resolution job, '' to skip (default {DEFAULT_HIGHRES})")
+    parser.add_argument("--no-whole-process", action="store_true", help="skip the whole-process `dino features` comparison")
+    parser.add_argument("--probe", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.runs < 1 or args.warmup < 0 or args.rounds < 1 or args.threads < 1:
         parser.error("--runs, --rounds, --threads must be >= 1 and --warmup >= 0")
+    if args.probe:
+        return probe_main(args.probe, args.cache, args.threads, args.runs)
     configs = parse_configs(args.configs)
 
     from transformers.utils import logging as hf_logging
@@ -678,6 +806,8 @@ def main() -> int:
           f"warmup {args.warmup}, float32, cache {args.cache}, swift {swift_binary or '-'}")  # fmt: skip
 
     results = [bench_config(config, args, swift_binary) for config in configs]
+    highres = highres_section(args.highres, args, swift_binary) if args.highres else None
+    whole = None if args.no_whole_process else whole_process_section(args, swift_binary)
 
     if len(results) > 1:
         print("\n=== summary (median ms) ===")
@@ -704,6 +834,8 @@ def main() -> int:
                 "swift_bench": str(swift_binary) if swift_binary else None,
             },
             "results": results,
+            "highres": highres,
+            "whole_process": whole,
             "python_peak_rss_mb": python_peak_rss_mb(),
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,9 @@ struct DinoBenchmarks: ParsableCommand {
     @Flag(help: "Print one JSON object (median_ms, min_ms, gflops, peak_rss_mb, runs_ms).")
     var json = false
 
+    @Flag(help: "Also measure the sgemm rate of the model's largest GEMM shape (gemm_gflops, gemm_gflops_openblas).")
+    var gemmRate = false
+
     func run() throws {
         let parts = size.split(separator: "x").compactMap { Int($0) }
         guard parts.count == 1 || parts.count == 2 else { throw ValidationError("--size must be H or HxW, got \(size)") }
@@ -39,7 +42,8 @@ struct DinoBenchmarks: ParsableCommand {
         ComputeThreads.set(threads)
         let vit = try VisionTransformer(directory: URL(fileURLWithPath: model))
         let result = try ForwardBenchmark.measure(vit, batch: batch, height: height, width: width, runs: runs, warmup: warmup)
-        print(json ? result.json() : String(
+        let extra = gemmRate ? ForwardBenchmark.gemmReport(vit, batch: batch, height: height, width: width, threads: threads) : [:]
+        print(json ? result.json(extra: extra) : String(
             format: "%@ %dx%d batch %d, %d threads: median %.2f ms, min %.2f ms, %.1f GFLOP/s, peak RSS %.1f MB",
             model, height, width, batch, threads, result.median, result.minimum, result.gflops, result.peakResidentMegabytes))
     }

@@ -54,16 +54,8 @@ struct BenchCommand: ParsableCommand {
         let (model, _) = try modelOptions.load()
         guard let (height, width) = parsedSize else { return }
         let result = try ForwardBenchmark.measure(model, batch: batch, height: height, width: width, runs: runs, warmup: warmup)
-        var extra: [String: Double] = [:]
-        if gemmRate {
-            // The FFN GEMMs are the largest: [B * N, C] x [C, F] (and back).
-            let cfg = model.configuration
-            let tokens = batch * (1 + cfg.numRegisterTokens + (height / cfg.patchSize) * (width / cfg.patchSize))
-            let widths = cfg.useSwigluFFN ? 2 * cfg.ffnHiddenSize : cfg.ffnHiddenSize
-            let rate = ForwardBenchmark.gemmRate(m: tokens, n: widths, k: cfg.hiddenSize, threads: ComputeThreads.current)
-            extra = ["gemm_gflops": rate.rowSplit, "gemm_gflops_openblas": rate.openBLASThreads,
-                     "gemm_m": Double(tokens), "gemm_n": Double(widths), "gemm_k": Double(cfg.hiddenSize)]
-        }
+        let extra = gemmRate
+            ? ForwardBenchmark.gemmReport(model, batch: batch, height: height, width: width, threads: ComputeThreads.current) : [:]
         if json {
             print(result.json(extra: extra))
         } else {

@@ -80,6 +80,22 @@ public struct ForwardBenchmark: Sendable {
         return (split, native)
     }
 
+    /// The shape `(M, N, K)` of the model's largest GEMM at this input: the first FFN layer,
+    /// `[B * N, C] x [C, F]` (`2F` for SwiGLU).
+    public static func largestGEMM(_ model: VisionTransformer, batch: Int, height: Int, width: Int) -> (m: Int, n: Int, k: Int) {
+        let cfg = model.configuration
+        let tokens = batch * (1 + cfg.numRegisterTokens + (height / cfg.patchSize) * (width / cfg.patchSize))
+        return (tokens, cfg.useSwigluFFN ? 2 * cfg.ffnHiddenSize : cfg.ffnHiddenSize, cfg.hiddenSize)
+    }
+
+    /// `gemm_gflops`, `gemm_gflops_openblas` and the shape, for the JSON report.
+    public static func gemmReport(_ model: VisionTransformer, batch: Int, height: Int, width: Int, threads: Int) -> [String: Double] {
+        let (m, n, k) = largestGEMM(model, batch: batch, height: height, width: width)
+        let rate = gemmRate(m: m, n: n, k: k, threads: threads)
+        return ["gemm_gflops": rate.rowSplit, "gemm_gflops_openblas": rate.openBLASThreads,
+                "gemm_m": Double(m), "gemm_n": Double(n), "gemm_k": Double(k)]
+    }
+
     /// Peak resident set size of this process (`VmHWM` of /proc/self/status), in MB; 0 where unavailable.
     public static func peakResidentMegabytes() -> Double {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }

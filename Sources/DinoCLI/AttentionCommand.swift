@@ -58,9 +58,10 @@ struct AttentionCommand: ParsableCommand {
         let map = Colormap(rawValue: colormap) ?? .inferno
         let preset = try preprocess.preset(modelFolder: folder, fallback: .resize(shortSide: 448))
         let outputFolder = try output.folder()
-        let (files, missing) = images.expand()
-        var batches = ImageBatches(files: files, missing: missing, preprocessing: preset, patchSize: config.patchSize,
-                                   batchSize: images.batchSize, label: "attention")
+        var batches = ImageBatches(inputs: images, preprocessing: preset, patchSize: config.patchSize, label: "attention")
+        if images.resume {
+            batches.isComplete = { stem in FileManager.default.fileExists(atPath: outputFolder.appendingPathComponent("\(stem).attention.png").path) }
+        }
         let heads = config.numAttentionHeads, r = config.numRegisterTokens, prefix = config.numPrefixTokens
         batches.run { batch, pixels in
             let result = try vit(pixels, options: ForwardOptions(attentionBlocks: .blocks([blockIndex])))

@@ -51,9 +51,7 @@ struct ClassifyCommand: ParsableCommand {
         let url = folder.appendingPathComponent("preprocessor_config.json")
         let fallback: Preprocessing = .classification(FileManager.default.fileExists(atPath: url.path) ? try ProcessorConfig.load(from: url) : .dinov2)
         let preset = try preprocess.preset(modelFolder: folder, fallback: fallback)
-        let (files, missing) = images.expand()
-        var batches = ImageBatches(files: files, missing: missing, preprocessing: preset, patchSize: vit.configuration.patchSize,
-                                   batchSize: images.batchSize, label: "classify")
+        var batches = ImageBatches(inputs: images, preprocessing: preset, patchSize: vit.configuration.patchSize, label: "classify")
         var results: [Result] = []
         batches.run { batch, pixels in
             guard let logits = try vit(pixels).logits else { return batch.map { ($0, "no logits") } }

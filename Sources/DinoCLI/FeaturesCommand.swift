@@ -133,9 +133,12 @@ struct FeaturesCommand: ParsableCommand {
         let config = backbone.model.configuration
         let preset = try preprocess.preset(modelFolder: modelFolder, fallback: .resize(shortSide: 448))
         let outputFolder = try output.folder()
-        let (files, missing) = images.expand()
-        var batches = ImageBatches(files: files, missing: missing, preprocessing: preset, patchSize: config.patchSize,
-                                   batchSize: images.batchSize, label: "features")
+        var batches = ImageBatches(inputs: images, preprocessing: preset, patchSize: config.patchSize, label: "features")
+        if images.resume {
+            // The last file an image's outputs end with: with npy, the CLS (or register) tokens.
+            let last = format == .safetensors ? ".safetensors" : (registers ? ".register_tokens.npy" : ".cls_token.npy")
+            batches.isComplete = { stem in FileManager.default.fileExists(atPath: outputFolder.appendingPathComponent(stem + last).path) }
+        }
         let prefix = config.numPrefixTokens
         batches.run { batch, pixels in
             let result = try backbone(pixels)

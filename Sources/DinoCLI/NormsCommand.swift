@@ -53,9 +53,10 @@ struct NormsCommand: ParsableCommand {
         let map = Colormap(rawValue: colormap) ?? .viridis
         let preset = try preprocess.preset(modelFolder: folder, fallback: .resize(shortSide: 448))
         let outputFolder = try output.folder()
-        let (files, missing) = images.expand()
-        var batches = ImageBatches(files: files, missing: missing, preprocessing: preset, patchSize: config.patchSize,
-                                   batchSize: images.batchSize, label: "norms")
+        var batches = ImageBatches(inputs: images, preprocessing: preset, patchSize: config.patchSize, label: "norms")
+        if images.resume {
+            batches.isComplete = { stem in FileManager.default.fileExists(atPath: outputFolder.appendingPathComponent("\(stem).norms.json").path) }
+        }
         let c = config.hiddenSize, r = config.numRegisterTokens, prefix = config.numPrefixTokens
         batches.run { batch, pixels in
             let result = try backbone(pixels)

@@ -14,8 +14,12 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Compute threads (default: all cores).")
     var threads: Int?
 
+    @Option(name: .long, help: "Largest number of tokens (batch x patches) in one forward pass, checked before allocating.")
+    var maxTokens = ComputeLimits.defaultMaxTokens
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
     }
 
     /// The model folder: `model` itself when it exists on disk, else the hub snapshot.
@@ -39,6 +43,7 @@ struct ModelOptions: ParsableArguments {
     /// Sets the thread count and loads the model.
     func load() throws -> (model: VisionTransformer, folder: URL) {
         ComputeThreads.set(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        ComputeLimits.maxTokens = maxTokens
         let folder = try folder()
         return (try VisionTransformer(directory: folder), folder)
     }
@@ -109,8 +114,15 @@ struct ImageInputOptions: ParsableArguments {
     @Option(name: .long, help: "Images per forward pass (images of one prepared size are batched together).")
     var batchSize = 8
 
+    @Option(name: .long, help: "Largest image accepted, in pixels, checked from the file header before decoding.")
+    var maxPixels = ImageIO.defaultMaxPixels
+
+    @Flag(name: .long, help: "Skip images whose outputs already exist (continue an interrupted run).")
+    var resume = false
+
     func validate() throws {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if maxPixels < 1 { throw ValidationError("--max-pixels must be at least 1") }
     }
 
     /// The input files, in order, without duplicates; patterns or folders that match nothing

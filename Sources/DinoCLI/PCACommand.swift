@@ -62,9 +62,7 @@ struct PCACommand: ParsableCommand {
         let backbone = try Backbone(model: vit, outFeatures: [stageName], applyLayernorm: true, reshapeHiddenStates: false)
         let preset = try preprocess.preset(modelFolder: folder, fallback: .resize(shortSide: 448))
         let outputFolder = try output.folder()
-        let (files, missing) = images.expand()
-        var batches = ImageBatches(files: files, missing: missing, preprocessing: preset, patchSize: config.patchSize,
-                                   batchSize: images.batchSize, label: "pca features")
+        var batches = ImageBatches(inputs: images, preprocessing: preset, patchSize: config.patchSize, label: "pca features")
         let c = config.hiddenSize, prefix = config.numPrefixTokens
         var collected: [ImageFeatures] = []
         batches.run { batch, pixels in

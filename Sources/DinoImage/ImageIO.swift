@@ -44,6 +44,15 @@ public enum ImageIO {
         guard let format = ImageFormat.sniff(data) else { throw .notAnImage(path: name) }
         // Debian's OpenCV 4.6 has no GIF decoder.
         if format == .gif { throw .unsupportedFormat(path: name, format: format.rawValue) }
+        // Refuse oversized images from their header, before the decoder allocates anything.
+        if let size = ImageHeader.declaredSize(data, format: format) {
+            guard size.width > 0, size.height > 0 else {
+                throw .corrupt(path: name, format: format.rawValue, reason: "the header declares a \(size.width)x\(size.height) image")
+            }
+            guard size.width * size.height <= maxPixels else {
+                throw .tooLarge(path: name, width: size.width, height: size.height, limit: maxPixels)
+            }
+        }
         if format == .jpeg, !hasEndOfImageMarker(data) {
             // libjpeg fills a truncated JPEG with grey and only warns; refuse it instead.
             throw .corrupt(path: name, format: format.rawValue, reason: "the data ends before the end-of-image marker")

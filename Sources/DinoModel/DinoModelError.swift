@@ -23,6 +23,8 @@ public enum DinoModelError: Error, Sendable, Equatable, CustomStringConvertible,
     case inputSizeNotMultipleOfPatch(height: Int, width: Int, patchSize: Int)
     /// The input tensor has the wrong rank, channel count or size.
     case invalidInput(reason: String)
+    /// The input has more tokens than the limit allows (checked before allocating).
+    case tooManyTokens(tokens: Int, limit: Int, batch: Int, height: Int, width: Int)
     /// `out_features` / `out_indices` (or an intermediate-layer selection) are invalid.
     case invalidStageSelection(reason: String)
 
@@ -42,6 +44,8 @@ public enum DinoModelError: Error, Sendable, Equatable, CustomStringConvertible,
             return "input size \(height)x\(width) is not a multiple of the patch size \(patchSize); resize or pad the image to a multiple of \(patchSize)"
         case let .invalidInput(reason): return "invalid input: \(reason)"
         case let .invalidStageSelection(reason): return "invalid stage selection: \(reason)"
+        case let .tooManyTokens(tokens, limit, batch, height, width):
+            return "a batch of \(batch) image(s) of \(height)x\(width) px is \(tokens) tokens, over the limit of \(limit) (raise it with --max-tokens, or use a smaller size or batch)"
         }
     }
 

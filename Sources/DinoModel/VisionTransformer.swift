@@ -301,6 +301,9 @@ public final class VisionTransformer: Sendable {
         let heads = cfg.numAttentionHeads
         let d = cfg.headDim
         let rows = b * n
+        guard rows <= ComputeLimits.maxTokens else {
+            throw .tooManyTokens(tokens: rows, limit: ComputeLimits.maxTokens, batch: b, height: height, width: width)
+        }
         let threads = ComputeThreads.current
         let positions = try positionEmbeddings(height: gh, width: gw)
 

@@ -133,3 +133,36 @@ struct PreprocessingParityTests {
         }
     }
 }
+
+@Suite("Image size limits")
+struct ImageLimitTests {
+    @Test("headers declare the decoded size for every format", arguments: [
+        "rgb.png", "gray16.png", "palette.png", "photo.webp", "photo.bmp", "photo.tiff", "photo.jpg", "cmyk.jpg",
+    ])
+    func headerSizes(name: String) throws {
+        let url = ImageFixtures.format(name)
+        let image = try ImageIO.read(url)
+        // A limit one pixel below the image's size must refuse it before decoding, naming both.
+        do {
+            _ = try ImageIO.read(url, maxPixels: image.width * image.height - 1)
+            Issue.record("\(name) passed a limit below its size")
+        } catch {
+            #expect(error == .tooLarge(path: url.path, width: image.width, height: image.height, limit: image.width * image.height - 1))
+        }
+        #expect(try ImageIO.read(url, maxPixels: image.width * image.height) == image)
+    }
+
+    @Test("a decompression bomb is refused from its header")
+    func bomb() throws {
+        // A PNG whose IHDR declares 60000 x 60000 pixels (3.6e9), with a tiny body.
+        var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13] + Array("IHDR".utf8)
+        png += [0, 0, 0xEA, 0x60, 0, 0, 0xEA, 0x60, 8, 2, 0, 0, 0, 0, 0, 0, 0]
+        do {
+            _ = try ImageIO.decode(Data(png), name: "bomb.png")
+            Issue.record("bomb decoded")
+        } catch {
+            #expect(error == .tooLarge(path: "bomb.png", width: 60000, height: 60000, limit: ImageIO.defaultMaxPixels))
+            #expect(error.description.contains("60000x60000") && error.description.contains("\(ImageIO.defaultMaxPixels)"))
+        }
+    }
+}

@@ -127,6 +127,8 @@ enum Inflate {
 
         /// Whether the lengths ask for more codes than exist (such a stream is invalid).
         var isOverSubscribed = false
+        /// The longest code; a bit sequence longer than it is no code at all.
+        var maxLength = 0
 
         /// Builds the code from lengths in 0...15. An incomplete set is accepted (the RFC allows
         /// a single distance code) and its unused codes fail on decode.
@@ -136,6 +138,7 @@ enum Inflate {
             for length in 1...15 {
                 available = available * 2 - lengthCounts[length]
                 if available < 0 { isOverSubscribed = true }
+                if lengthCounts[length] > 0 { maxLength = length }
             }
             var next = [Int](repeating: 0, count: 16)
             for length in 1..<15 { next[length + 1] = next[length] + lengthCounts[length] }
@@ -152,7 +155,7 @@ enum Inflate {
             var code = 0  // the bits read so far, first bit most significant
             var first = 0  // the first code of the current length
             var index = 0  // where the current length's symbols start in `symbols`
-            for length in 1...15 {
+            for length in stride(from: 1, through: maxLength, by: 1) {
                 code |= try reader.bits(1)
                 let count = lengthCounts[length]
                 if code - first < count { return symbols[index + code - first] }

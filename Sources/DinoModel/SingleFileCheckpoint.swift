@@ -1,0 +1,49 @@
+import DinoTensor
+import Foundation
+
+extension VisionTransformer {
+    /// Loads a model from one checkpoint file: a PyTorch `.pth` written by `torch.save` (as
+    /// Meta released the original DINOv2 backbones) or a `.safetensors` file.
+    ///
+    /// - Parameters:
+    ///   - configuration: the architecture; nil infers it from the tensor shapes (Meta or timm
+    ///     names, heads of width 64; see `DinoConfiguration.inferred(from:file:headDimension:)`).
+    ///   - positionInterpolation: nil picks the reference's choice for the checkpoint's kind.
+    public convenience init(
+        checkpoint url: URL, configuration: DinoConfiguration? = nil, positionInterpolation: PositionInterpolation? = nil
+    ) throws(DinoModelError) {
+        let source: any TensorSource
+        do {
+            source = try Self.openCheckpointFile(url)
+        } catch {
+            throw .tensorFile(error)
+        }
+        let resolved: DinoConfiguration
+        if let configuration {
+            resolved = configuration
+        } else {
+            resolved = try DinoConfiguration.inferred(from: source, file: url.path)
+        }
+        try self.init(configuration: resolved, weights: source, positionInterpolation: positionInterpolation)
+    }
+
+    /// A `.safetensors` file by its extension; otherwise a `torch.save` archive when the bytes
+    /// say so (zip, or the pickle of the legacy format, which the reader then explains) or the
+    /// extension is PyTorch's.
+    static func openCheckpointFile(_ url: URL) throws(TensorFileError) -> any TensorSource {
+        let pathExtension = url.pathExtension.lowercased()
+        if pathExtension == "safetensors" { return try SafetensorsFile(url: url) }
+        let head: Data
+        do {
+            let handle = try FileHandle(forReadingFrom: url)
+            defer { try? handle.close() }
+            head = try handle.read(upToCount: 4) ?? Data()
+        } catch {
+            throw .cannotOpen(path: url.path, reason: error.localizedDescription)
+        }
+        let zip = head.starts(with: [0x50, 0x4B, 0x03, 0x04])
+        let pickle = head.starts(with: [0x80, 0x02, 0x8A])
+        if zip || pickle || ["pth", "pt", "bin", "ckpt"].contains(pathExtension) { return try TorchCheckpoint(url: url) }
+        return try SafetensorsFile(url: url)
+    }
+}

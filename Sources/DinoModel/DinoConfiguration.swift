@@ -151,6 +151,12 @@ public struct DinoConfiguration: Codable, Sendable, Equatable {
         } catch {
             throw .cannotReadConfiguration(path: url.path, reason: error.localizedDescription)
         }
+        return try decode(data, path: url.path)
+    }
+
+    /// Decodes and validates the text of a `config.json`; `path` names it in errors.
+    public static func decode(_ data: Data, path: String) throws(DinoModelError) -> DinoConfiguration {
+        let url = URL(fileURLWithPath: path)
         // The strict parser rejects duplicate keys and runaway nesting before Codable sees the text.
         do {
             _ = try JSONValue.parse(data)

@@ -16,10 +16,23 @@ public final class MappedFile: @unchecked Sendable {
     public let path: String
     /// The mapped bytes (empty for an empty file).
     public let bytes: UnsafeRawBufferPointer
+    /// Whether `bytes` is an allocated copy (freed) rather than a mapping (unmapped).
+    private let owned: Bool
+
+    /// A copy of `data` in memory behaving like a mapped file named `path` (for parsing bytes
+    /// that do not come from a file, and for fuzzing the parsers).
+    public init(copying data: Data, path: String) {
+        self.path = path
+        owned = true
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(data.count, 1), alignment: 16)
+        data.copyBytes(to: buffer.bindMemory(to: UInt8.self))
+        bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<data.count])
+    }
 
     /// Maps the file at `url` read-only.
     public init(url: URL) throws(TensorFileError) {
         path = url.path
+        owned = false
         let fd = open(url.path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .cannotOpen(path: url.path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
@@ -42,7 +55,7 @@ public final class MappedFile: @unchecked Sendable {
     /// checkpoint copies each tensor out and drops its pages, so peak memory is one copy of the
     /// weights rather than two.
     public func release(_ range: Range<Int>) {
-        guard let base = bytes.baseAddress, !range.isEmpty else { return }
+        guard !owned, let base = bytes.baseAddress, !range.isEmpty else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         // Only whole pages inside the range: a neighbouring tensor may share the edge pages.
         let start = (range.lowerBound + page - 1) / page * page
@@ -52,7 +65,12 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     deinit {
-        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+        guard let base = bytes.baseAddress else { return }
+        if owned {
+            UnsafeMutableRawPointer(mutating: base).deallocate()
+        } else {
+            munmap(UnsafeMutableRawPointer(mutating: base), bytes.count)
+        }
     }
 }
 

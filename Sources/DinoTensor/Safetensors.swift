@@ -61,9 +61,18 @@ public final class SafetensorsFile: TensorSource {
     private let dataStart: Int
 
     /// Maps and validates the file at `url`.
-    public init(url: URL) throws(TensorFileError) {
-        let file = try MappedFile(url: url)
-        let path = url.path
+    public convenience init(url: URL) throws(TensorFileError) {
+        try self.init(mapped: MappedFile(url: url))
+    }
+
+    /// Validates safetensors bytes held in memory; `name` stands for the file in messages.
+    public convenience init(data: Data, name: String) throws(TensorFileError) {
+        try self.init(mapped: MappedFile(copying: data, path: name))
+    }
+
+    /// Validates the bytes of a mapped (or copied) file.
+    public init(mapped file: MappedFile) throws(TensorFileError) {
+        let path = file.path
         let bytes = file.bytes
         guard bytes.count >= 8 else {
             throw .truncated(path: path, reason: "\(bytes.count) bytes, shorter than the 8-byte header length")

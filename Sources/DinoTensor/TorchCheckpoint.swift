@@ -89,9 +89,18 @@ public final class TorchCheckpoint: TensorSource {
     ///   - root: the part of the object tree whose tensors are exposed.
     ///   - verifyChecksums: check each storage's CRC-32 the first time one of its tensors is
     ///     read (`data.pkl` and deflated members are always checked).
-    public init(url: URL, root: Root = .automatic, verifyChecksums: Bool = true) throws(TensorFileError) {
-        let path = url.path
-        let file = try MappedFile(url: url)
+    public convenience init(url: URL, root: Root = .automatic, verifyChecksums: Bool = true) throws(TensorFileError) {
+        try self.init(mapped: MappedFile(url: url), root: root, verifyChecksums: verifyChecksums)
+    }
+
+    /// Reads a checkpoint held in memory; `name` stands for the file in messages.
+    public convenience init(data: Data, name: String, root: Root = .automatic, verifyChecksums: Bool = true) throws(TensorFileError) {
+        try self.init(mapped: MappedFile(copying: data, path: name), root: root, verifyChecksums: verifyChecksums)
+    }
+
+    /// Reads the bytes of a mapped (or copied) checkpoint file.
+    public init(mapped file: MappedFile, root: Root = .automatic, verifyChecksums: Bool = true) throws(TensorFileError) {
+        let path = file.path
         let bytes = file.bytes
         if bytes.starts(with: Self.legacyMagic) {
             throw .invalidHeader(path: path, reason: "legacy torch.save format (torch < 1.6 or _use_new_zipfile_serialization=False) is not read; \(Self.resaveAdvice)")

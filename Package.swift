@@ -76,6 +76,7 @@ let package = Package(
         .executableTarget(name: "BackboneFeatures", dependencies: ["DinoModel", "DinoTensor"], path: "Examples/BackboneFeatures"),
         .executableTarget(
             name: "ImageFeatures", dependencies: ["DinoModel", "DinoTensor", "DinoImage"], path: "Examples/ImageFeatures"),
+        .executableTarget(name: "SegmentationProbe", dependencies: ["DinoSegmentation", "DinoModel", "DinoTensor", "DinoImage"], path: "Examples/SegmentationProbe"),
 
         .testTarget(name: "DinoKernelsTests", dependencies: ["CDinoKernels"], path: "Tests/DinoKernelsTests"),
         .testTarget(name: "DinoTensorTests", dependencies: ["DinoTensor"], path: "Tests/DinoTensorTests", exclude: ["Fixtures"]),

@@ -1,0 +1,143 @@
+import DinoImage
+import Foundation
+
+/// How a dataset folder is organised.
+public enum DatasetLayout: String, Sendable, CaseIterable {
+    /// `images/[split/]*.jpg|png...` with `masks/[split/]<stem>.png` (class indices, 255
+    /// ignored) and optionally `classes.txt` (one class name per line).
+    case folders
+    /// Pascal VOC: `JPEGImages/<id>.jpg`, `SegmentationClass/<id>.png` (palette PNGs),
+    /// `ImageSets/Segmentation/<split>.txt`; 21 classes.
+    case voc
+    /// ADE20K (ADEChallengeData2016): `images/{training,validation}/*.jpg`,
+    /// `annotations/{training,validation}/<stem>.png`; label 0 is "other" and ignored, the 150
+    /// classes are labels 1...150 shifted down by one.
+    case ade20k
+}
+
+/// One image and its mask.
+public struct SegmentationSample: Sendable, Equatable {
+    /// The name shared by image and mask (file stem or VOC id).
+    public var id: String
+    /// The image file.
+    public var image: URL
+    /// The mask file.
+    public var mask: URL
+}
+
+/// A labelled image set in one of the common layouts.
+public struct SegmentationDataset: Sendable {
+    /// The dataset folder.
+    public let root: URL
+    /// Its layout.
+    public let layout: DatasetLayout
+    /// The split read (`train`, `val`, `training`...), if the layout has splits.
+    public let split: String?
+    /// Samples, sorted by id.
+    public let samples: [SegmentationSample]
+    /// Class names the layout defines (VOC, ADE20K) or `classes.txt` lists; nil if unknown.
+    public let classNames: [String]?
+    /// Whether masks are read with ADE20K's `reduce_zero_label`.
+    public let reduceZeroLabel: Bool
+
+    /// Reads the sample list of the dataset at `root`. The layout is detected when not given;
+    /// `split` defaults to `train` (VOC), `training` (ADE20K) or the `images` folder itself.
+    public init(root: URL, layout: DatasetLayout? = nil, split: String? = nil) throws(SegmentationError) {
+        let path = root.path
+        guard let chosen = layout ?? Self.detectLayout(root) else {
+            throw .invalidDataset(path: path, reason: "no known layout: expected images/ + masks/, JPEGImages/ + SegmentationClass/ (VOC) "
+                + "or images/training + annotations/training (ADE20K)")
+        }
+        self.root = root
+        self.layout = chosen
+        switch chosen {
+        case .folders:
+            var imageFolder = root.appendingPathComponent("images"), maskFolder = root.appendingPathComponent("masks")
+            if let split {
+                imageFolder.appendPathComponent(split)
+                maskFolder.appendPathComponent(split)
+            }
+            self.split = split
+            samples = try Self.pairs(images: imageFolder, masks: maskFolder, datasetPath: path)
+            classNames = try Self.classList(root.appendingPathComponent("classes.txt"))
+            reduceZeroLabel = false
+        case .voc:
+            let name = split ?? "train"
+            let list = root.appendingPathComponent("ImageSets/Segmentation/\(name).txt")
+            guard let text = try? String(contentsOf: list, encoding: .utf8) else {
+                throw .invalidDataset(path: path, reason: "no split list ImageSets/Segmentation/\(name).txt")
+            }
+            let ids = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            var found: [SegmentationSample] = []
+            for id in ids {
+                let image = root.appendingPathComponent("JPEGImages/\(id).jpg"), mask = root.appendingPathComponent("SegmentationClass/\(id).png")
+                for file in [image, mask] where !FileManager.default.fileExists(atPath: file.path) {
+                    throw .invalidDataset(path: path, reason: "\(name).txt lists '\(id)' but \(file.path) does not exist")
+                }
+                found.append(SegmentationSample(id: id, image: image, mask: mask))
+            }
+            self.split = name
+            samples = found
+            classNames = DatasetClasses.voc
+            reduceZeroLabel = false
+        case .ade20k:
+            let aliases = ["train": "training", "val": "validation"]
+            let name = split.map { aliases[$0] ?? $0 } ?? "training"
+            self.split = name
+            samples = try Self.pairs(images: root.appendingPathComponent("images/\(name)"),
+                                     masks: root.appendingPathComponent("annotations/\(name)"), datasetPath: path)
+            classNames = DatasetClasses.ade20k
+            reduceZeroLabel = true
+        }
+        guard !samples.isEmpty else { throw .invalidDataset(path: path, reason: "the \(chosen.rawValue) split '\(self.split ?? "")' has no samples") }
+    }
+
+    /// The layout a folder follows, judged by its sub-folders.
+    public static func detectLayout(_ root: URL) -> DatasetLayout? {
+        func exists(_ sub: String) -> Bool {
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: root.appendingPathComponent(sub).path, isDirectory: &isDirectory) && isDirectory.boolValue
+        }
+        if exists("JPEGImages") && exists("SegmentationClass") { return .voc }
+        if exists("images/training") && exists("annotations/training") { return .ade20k }
+        if exists("images") && exists("masks") { return .folders }
+        return nil
+    }
+
+    /// The mask of `sample`, with `reduce_zero_label` applied for ADE20K.
+    public func labels(of sample: SegmentationSample) throws(SegmentationError) -> LabelMap {
+        let map = try LabelMapFile.read(sample.mask)
+        return reduceZeroLabel ? map.reducingZeroLabel() : map
+    }
+
+    private static func pairs(images: URL, masks: URL, datasetPath: String) throws(SegmentationError) -> [SegmentationSample] {
+        let files: [URL]
+        do {
+            files = try FileManager.default.contentsOfDirectory(at: images, includingPropertiesForKeys: nil)
+        } catch {
+            throw .invalidDataset(path: datasetPath, reason: "cannot list \(images.path)")
+        }
+        var out: [SegmentationSample] = []
+        for image in files where ImageIO.fileExtensions.contains(image.pathExtension.lowercased()) {
+            let id = image.deletingPathExtension().lastPathComponent
+            let mask = masks.appendingPathComponent(id + ".png")
+            guard FileManager.default.fileExists(atPath: mask.path) else {
+                throw .invalidDataset(path: datasetPath, reason: "image \(image.lastPathComponent) has no mask \(mask.path)")
+            }
+            out.append(SegmentationSample(id: id, image: image, mask: mask))
+        }
+        return out.sorted { $0.id < $1.id }
+    }
+
+    private static func classList(_ url: URL) throws(SegmentationError) -> [String]? {
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else {
+            throw .invalidDataset(path: url.path, reason: "cannot read the class list")
+        }
+        let names = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !names.isEmpty, names.count <= 255 else {
+            throw .invalidDataset(path: url.path, reason: "needs 1 to 255 class names, one per line; has \(names.count)")
+        }
+        return names
+    }
+}

@@ -76,6 +76,7 @@ let package = Package(
         .executableTarget(name: "BackboneFeatures", dependencies: ["DinoModel", "DinoTensor"], path: "Examples/BackboneFeatures"),
         .executableTarget(
             name: "ImageFeatures", dependencies: ["DinoModel", "DinoTensor", "DinoImage"], path: "Examples/ImageFeatures"),
+        .executableTarget(name: "ObjectDiscovery", dependencies: ["DinoDiscovery", "DinoModel", "DinoTensor", "DinoImage"], path: "Examples/ObjectDiscovery"),
         .executableTarget(name: "SegmentationProbe", dependencies: ["DinoSegmentation", "DinoModel", "DinoTensor", "DinoImage"], path: "Examples/SegmentationProbe"),
 
         .testTarget(name: "DinoKernelsTests", dependencies: ["CDinoKernels"], path: "Tests/DinoKernelsTests"),

@@ -14,7 +14,7 @@ targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(safetensors config pth image)
 
 root=$(pwd)
-build=.build-fuzz
+build="${FUZZ_BUILD:-.build-fuzz}"
 mkdir -p "$build/modules/CDinoKernels" "$build/modules/COpenCVBridge" "$build/obj"
 san="-sanitize=fuzzer,address"
 blas_include=/usr/include/x86_64-linux-gnu/openblas-pthread

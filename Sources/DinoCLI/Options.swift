@@ -7,7 +7,7 @@ import Foundation
 /// `--model` and `--threads`, shared by every command that runs a model.
 struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
-        "Model folder (config.json + model.safetensors) or hub id such as facebook/dinov2-with-registers-small[@revision].",
+        "Model folder (config.json + model.safetensors), a single .pth / .safetensors checkpoint, or a hub id such as facebook/dinov2-with-registers-small[@revision].",
         discussion: "Hub ids resolve in the Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub) and are downloaded when missing (HF_HUB_OFFLINE=1 forbids that; HF_TOKEN is sent when set)."))
     var model: String
 
@@ -27,8 +27,7 @@ struct ModelOptions: ParsableArguments {
         let url = URL(fileURLWithPath: model)
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw ValidationError("--model \(model) is a file; give the model folder") }
-            return url
+            return isDirectory.boolValue ? url : url.deletingLastPathComponent()
         }
         guard HubModelID.looksLikeHubID(model) else {
             throw ValidationError("--model \(model): no such folder, and not a hub id of the form org/name[@revision]")
@@ -40,11 +39,19 @@ struct ModelOptions: ParsableArguments {
         return try client.modelFolder(for: id)
     }
 
-    /// Sets the thread count and loads the model.
+    /// Sets the thread count and loads the model: a folder or hub snapshot, or a single
+    /// checkpoint file whose configuration comes from a `config.json` beside it or, for original
+    /// Meta names, from its tensor shapes.
     func load() throws -> (model: VisionTransformer, folder: URL) {
         ComputeThreads.set(threads ?? ProcessInfo.processInfo.activeProcessorCount)
         ComputeLimits.maxTokens = maxTokens
         let folder = try folder()
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory), !isDirectory.boolValue {
+            let config = folder.appendingPathComponent("config.json")
+            let configuration = FileManager.default.fileExists(atPath: config.path) ? try DinoConfiguration.load(from: config) : nil
+            return (try VisionTransformer(checkpoint: URL(fileURLWithPath: model), configuration: configuration), folder)
+        }
         return (try VisionTransformer(directory: folder), folder)
     }
 }

@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "DinoSegmentation", targets: ["DinoSegmentation"]),
         .library(name: "DinoDepth", targets: ["DinoDepth"]),
         .library(name: "DinoDiscovery", targets: ["DinoDiscovery"]),
+        .library(name: "DinoDataset", targets: ["DinoDataset"]),
         .executable(name: "dino", targets: ["DinoCLI"]),
         .executable(name: "dino-bench", targets: ["DinoBenchmarks"]),
     ],
@@ -59,11 +60,13 @@ let package = Package(
         .target(
             name: "DinoDiscovery", dependencies: ["DinoModel", "DinoTensor", "DinoImage", "COpenBLAS"],
             path: "Heads/DinoDiscovery"),
+        // Dataset-scale inputs: file lists, folders, WebDataset tar shards, sharding, manifests.
+        .target(name: "DinoDataset", dependencies: ["DinoTensor", "DinoImage"], path: "Sources/DinoDataset"),
         // The `dino` command-line tool.
         .executableTarget(
             name: "DinoCLI",
             dependencies: [
-                "DinoModel", "DinoTensor", "DinoImage", "DinoHub", "DinoSegmentation", "DinoDepth", "DinoDiscovery",
+                "DinoModel", "DinoTensor", "DinoImage", "DinoHub", "DinoSegmentation", "DinoDepth", "DinoDiscovery", "DinoDataset",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/DinoCLI"),
@@ -85,6 +88,7 @@ let package = Package(
             name: "DinoImageTests", dependencies: ["DinoImage", "DinoTensor"], path: "Tests/DinoImageTests",
             exclude: ["Fixtures"]),
         .testTarget(name: "DinoHubTests", dependencies: ["DinoHub", "CDinoSHA256"], path: "Tests/DinoHubTests"),
+        .testTarget(name: "DinoDatasetTests", dependencies: ["DinoDataset", "DinoTensor", "DinoImage"], path: "Tests/DinoDatasetTests"),
         .testTarget(
             name: "DinoLayersTests", dependencies: ["DinoLayers", "DinoTensor"], path: "Tests/DinoLayersTests",
             exclude: ["Fixtures"]),

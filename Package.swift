@@ -79,6 +79,7 @@ let package = Package(
         .executableTarget(name: "BackboneFeatures", dependencies: ["DinoModel", "DinoTensor"], path: "Examples/BackboneFeatures"),
         .executableTarget(
             name: "ImageFeatures", dependencies: ["DinoModel", "DinoTensor", "DinoImage"], path: "Examples/ImageFeatures"),
+        .executableTarget(name: "DepthEstimation", dependencies: ["DinoDepth", "DinoModel", "DinoTensor", "DinoImage"], path: "Examples/DepthEstimation"),
         .executableTarget(name: "ObjectDiscovery", dependencies: ["DinoDiscovery", "DinoModel", "DinoTensor", "DinoImage"], path: "Examples/ObjectDiscovery"),
         .executableTarget(name: "SegmentationProbe", dependencies: ["DinoSegmentation", "DinoModel", "DinoTensor", "DinoImage"], path: "Examples/SegmentationProbe"),
 

@@ -1,0 +1,202 @@
+import DinoModel
+import DinoTensor
+import Foundation
+
+/// One of dinov2's released depth head kinds.
+public enum DinoV2DepthHead: Sendable {
+    /// The linear-bins head (`lin1` / `lin4`).
+    case linear(LinearDepthHead)
+    /// The DPT head.
+    case dpt(DPTDepthHead)
+
+    /// Backbone blocks read.
+    public var layerCount: Int {
+        switch self {
+        case .linear(let head): return head.layerCount
+        case .dpt: return 4
+        }
+    }
+
+    /// A short name: `linear`, `linear4`, `dpt`.
+    public var name: String {
+        switch self {
+        case .linear(let head): return head.layerCount == 1 ? "linear" : "linear\(head.layerCount)"
+        case .dpt: return "dpt"
+        }
+    }
+
+    /// The tensor whose name ends each layout's prefix (`decode_head.` in the released files).
+    static let anchors = ["conv_depth.weight", "reassemble_blocks.projects.0.conv.weight"]
+    /// Top-level entries of mmcv checkpoints that are not weights (AdamW state, run metadata).
+    static let nonWeightRoots = ["meta.", "optimizer."]
+
+    /// Reads a head from the tensors of a released `.pth` (`state_dict.decode_head.*`, or
+    /// `decode_head.*` when the reader unwrapped the state dict) or a `.safetensors` with the same
+    /// names, strictly: every weight tensor must belong to the head.
+    static func load(_ source: any TensorSource, embedDim: Int, configuration: DepthHeadConfiguration) throws(DepthError) -> DinoV2DepthHead {
+        let weightsOnly = TensorSourceView(source) { name in !nonWeightRoots.contains { name.hasPrefix($0) } }
+        let file = source.location(of: source.tensorNames.first ?? "")
+        // The DPT head also has a `conv_depth` (its output head), so look for DPT's anchor first.
+        let dpt = weightsOnly.tensorNames.filter { $0.hasSuffix(anchors[1]) }
+        let linear = weightsOnly.tensorNames.filter { $0 == anchors[0] || $0.hasSuffix("." + anchors[0]) }
+        if dpt.count > 1 || (dpt.isEmpty && linear.count > 1) {
+            throw .unknownHead(file: file, reason: "holds several heads (\((dpt.isEmpty ? linear : dpt).joined(separator: ", ")))")
+        }
+        if let anchor = dpt.first {
+            var weights = HeadWeights(source: weightsOnly, prefix: String(anchor.dropLast(anchors[1].count)))
+            let head = try DPTDepthHead(weights: &weights, embedDim: embedDim, minDepth: configuration.minDepth)
+            try weights.checkAllUsed()
+            return .dpt(head)
+        }
+        if let anchor = linear.first {
+            var weights = HeadWeights(source: weightsOnly, prefix: String(anchor.dropLast(anchors[0].count)))
+            let head = try LinearDepthHead(weights: &weights, embedDim: embedDim, minDepth: configuration.minDepth, maxDepth: configuration.maxDepth)
+            try weights.checkAllUsed()
+            return .linear(head)
+        }
+        let sample = weightsOnly.tensorNames.prefix(4).joined(separator: ", ")
+        throw .unknownHead(file: file, reason: "no 'decode_head.conv_depth.weight' (linear) or 'decode_head.reassemble_blocks.projects.0.conv.weight' (DPT); first tensors: \(sample)")
+    }
+
+    /// Depth before the clamp, `[B, 1, H', W']`.
+    func callAsFunction(_ layers: [IntermediateLayer]) throws(DepthError) -> Tensor {
+        switch self {
+        case .linear(let head): return try head(layers)
+        case .dpt(let head): return try head(layers)
+        }
+    }
+}
+
+/// A dinov2 depth head on a DINOv2 backbone: metric depth as the released `dinov2_vit*14_{nyu,
+/// kitti}_{linear,linear4,dpt}` models compute it.
+///
+/// The backbone is read with the original `get_intermediate_layers(blocks, reshape=True,
+/// return_class_token=True, norm=False)`; the head's output is clamped to the depth range.
+// ref: dinov2/hub/depthers.py (_make_dinov2_linear_depther, _make_dinov2_dpt_depther) and
+// dinov2/hub/depth/encoder_decoder.py DepthEncoderDecoder.encode_decode.
+public struct DinoV2Depther: DepthEstimator {
+    /// The backbone.
+    public let backbone: Backbone
+    /// The head.
+    public let head: DinoV2DepthHead
+    /// Depth range and blocks.
+    public let configuration: DepthHeadConfiguration
+    /// Blocks read (0-based), in block order.
+    public let blocks: [Int]
+
+    /// Puts the head stored in `source` (read from `headURL`) on `model`.
+    public init(model: VisionTransformer, head source: any TensorSource, headURL: URL,
+                overrides: DepthHeadConfiguration.Overrides = .init()) throws(DepthError) {
+        let configuration = try DepthHeadConfiguration.resolve(headURL: headURL, source: source, overrides: overrides)
+        let head = try DinoV2DepthHead.load(source, embedDim: model.configuration.hiddenSize, configuration: configuration)
+        let layers = model.configuration.numHiddenLayers
+        var blocks = configuration.blocks ?? []
+        if configuration.blocks == nil {
+            blocks = try Self.releasedBlocks(layerCount: head.layerCount, backboneDepth: layers, file: headURL.path)
+        }
+        guard blocks.count == head.layerCount else {
+            throw .incompatibleBackbone(file: headURL.path, reason: "the \(head.name) head reads \(head.layerCount) blocks, \(blocks.count) given (\(blocks))")
+        }
+        guard blocks.allSatisfy({ (0..<layers).contains($0) }), Set(blocks).count == blocks.count else {
+            throw .incompatibleBackbone(file: headURL.path, reason: "blocks \(blocks) are not distinct blocks of a \(layers)-block backbone")
+        }
+        do {
+            backbone = try Backbone(model: model)
+        } catch {
+            throw .model(error)
+        }
+        self.head = head
+        self.configuration = configuration
+        self.blocks = blocks.sorted()
+    }
+
+    /// Loads the head file at `url` (`.safetensors`, or a released `.pth`) and puts it on `model`.
+    public init(model: VisionTransformer, headFile url: URL, overrides: DepthHeadConfiguration.Overrides = .init()) throws(DepthError) {
+        try self.init(model: model, head: try HeadCheckpoint.open(url), headURL: url, overrides: overrides)
+    }
+
+    /// Loads a backbone folder (HF, Meta or timm names) and puts the head file at `headFile` on it.
+    ///
+    /// Backbones without registers resample position embeddings as the original model the heads
+    /// were trained on does (bicubic with the 0.1 offset), also for HF-named checkpoints, whose
+    /// transformers 5.x model would resample to the exact size.
+    // ref: dinov2/hub/backbones.py _make_dinov2_model(interpolate_antialias=False, interpolate_offset=0.1).
+    public static func load(backboneDirectory: URL, headFile: URL, overrides: DepthHeadConfiguration.Overrides = .init()) throws(DepthError) -> DinoV2Depther {
+        let model: VisionTransformer
+        do {
+            let configuration = try DinoConfiguration.load(from: backboneDirectory.appendingPathComponent("config.json"))
+            model = try VisionTransformer(directory: backboneDirectory,
+                                          positionInterpolation: configuration.numRegisterTokens == 0 ? .bicubicScaleOffset(0.1) : nil)
+        } catch {
+            throw .model(error)
+        }
+        return try DinoV2Depther(model: model, headFile: headFile, overrides: overrides)
+    }
+
+    /// The blocks the released heads read.
+    // ref: dinov2/hub/depthers.py out_index: the last block for lin1; S/B [2, 5, 8, 11],
+    // L [4, 11, 17, 23], g [9, 19, 29, 39] for lin4 and DPT.
+    public static func releasedBlocks(layerCount: Int, backboneDepth: Int, file: String = "head") throws(DepthError) -> [Int] {
+        if layerCount == 1 { return [backboneDepth - 1] }
+        let released: [Int: [Int]] = [12: [2, 5, 8, 11], 24: [4, 11, 17, 23], 40: [9, 19, 29, 39]]
+        guard layerCount == 4, let blocks = released[backboneDepth] else {
+            throw .incompatibleBackbone(
+                file: file,
+                reason: "no released choice of \(layerCount) blocks for a \(backboneDepth)-block backbone; give the blocks (out_indices)")
+        }
+        return blocks
+    }
+
+    /// Side of the backbone's patches.
+    public var patchSize: Int { backbone.model.configuration.patchSize }
+
+    /// Metres, clamped to the head's range.
+    public var kind: DepthKind { .metric(configuration.minDepth...configuration.maxDepth) }
+
+    /// Bilinear, as the reference resizes the clamped map to the image.
+    // ref: DepthEncoderDecoder.encode_decode resizes with the head's align_corners (False).
+    public var upsampling: DepthUpsampling { .bilinear }
+
+    /// The head's output before the clamp, `[B, 1, H', W']`.
+    public func headOutput(_ pixels: Tensor) throws(DepthError) -> Tensor {
+        let layers: [IntermediateLayer]
+        do {
+            layers = try backbone.intermediateLayers(pixels, .blocks(blocks), reshape: true, returnClassToken: true, norm: false)
+        } catch {
+            throw .model(error)
+        }
+        return try head(layers)
+    }
+
+    /// Depth `[B, h', w']` clamped to `[min_depth, max_depth]` (`encode_decode` before the resize).
+    public func predict(_ pixels: Tensor) throws(DepthError) -> Tensor {
+        let raw = try headOutput(pixels)
+        let (lo, hi) = (configuration.minDepth, configuration.maxDepth)
+        return Tensor(shape: [raw.shape[0], raw.shape[2], raw.shape[3]], scalars: raw.scalars.map { min(max($0, lo), hi) })
+    }
+}
+
+/// Opening head checkpoints by their extension.
+enum HeadCheckpoint {
+    /// The tensors of a `.safetensors` head or of a `torch.save` checkpoint (`.pth`, `.pt`,
+    /// `.bin`; mmcv's `{"meta", "state_dict", "optimizer"}` included).
+    static func open(_ url: URL) throws(DepthError) -> any TensorSource {
+        let ext = url.pathExtension.lowercased()
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw .tensorFile(.cannotOpen(path: url.path, reason: "no such file"))
+        }
+        do {
+            switch ext {
+            case "safetensors": return try SafetensorsFile(url: url)
+            case "pth", "pt", "bin": return try TorchCheckpoint(url: url)
+            default: throw DepthError.unknownHead(file: url.path, reason: "unsupported extension '.\(ext)'; use .pth or .safetensors")
+            }
+        } catch let error as DepthError {
+            throw error
+        } catch let error as TensorFileError {
+            throw .tensorFile(error)
+        } catch {
+            throw .unknownHead(file: url.path, reason: "\(error)")
+        }
+    }
+}

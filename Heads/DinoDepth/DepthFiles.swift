@@ -30,13 +30,12 @@ public enum DepthFile {
             guard depthScale > 0, depthScale.isFinite else {
                 throw .cannotReadDepth(path: url.path, reason: "the depth scale must be positive, got \(depthScale)")
             }
-            let bytes: [UInt8]
+            let image: GreyImage
             do {
-                bytes = [UInt8](try Data(contentsOf: url))
+                image = try ImageIO.readGrey(url)
             } catch {
-                throw .cannotReadDepth(path: url.path, reason: error.localizedDescription)
+                throw .cannotReadDepth(path: url.path, reason: error.description)
             }
-            let image = try GreyPNG.decode(bytes, path: url.path)
             return DepthMap(width: image.width, height: image.height, values: image.samples.map { Float($0) / depthScale })
         default:
             throw .cannotReadDepth(path: url.path, reason: "unsupported extension '.\(url.pathExtension)'; use a 16-bit grey .png or a float .npy")
@@ -60,11 +59,10 @@ public enum DepthFile {
             guard !v.isNaN else { return 0 }
             return UInt16(min(max((v * depthScale).rounded(), 0), 65535))
         }
-        let data = Data(GreyPNG.encode16(width: map.width, height: map.height, samples: samples))
         do {
-            try AtomicFile.write(to: url) { try $0.write(contentsOf: data) }
+            try ImageIO.writeGrey16PNG(samples, width: map.width, height: map.height, to: url)
         } catch {
-            throw .cannotWrite(path: url.path, reason: "\(error)")
+            throw .cannotWrite(path: url.path, reason: error.description)
         }
     }
 }

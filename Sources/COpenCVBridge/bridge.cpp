@@ -110,6 +110,79 @@ extern "C" dino_cv_status dino_cv_encode(const uint8_t *rgb, int32_t width, int3
     }
 }
 
+extern "C" dino_cv_status dino_cv_decode_grey(const uint8_t *data, size_t size, int64_t max_pixels, int32_t *width,
+                                             int32_t *height, int32_t *bit_depth, uint16_t **samples, char *message,
+                                             size_t message_size) {
+    *samples = nullptr;
+    try {
+        const cv::Mat encoded(1, static_cast<int>(size), CV_8UC1, const_cast<uint8_t *>(data));
+        cv::Mat image = cv::imdecode(encoded, cv::IMREAD_UNCHANGED);
+        if (image.empty()) {
+            write_message(message, message_size, "no decoder could read the data (not an image, or corrupt)");
+            return DINO_CV_CORRUPT;
+        }
+        if (image.channels() != 1 || (image.depth() != CV_8U && image.depth() != CV_16U)) {
+            write_message(message, message_size, "expected a single-channel 8- or 16-bit image, got " +
+                                                     std::to_string(image.channels()) + " channels of depth code " +
+                                                     std::to_string(image.depth()));
+            return DINO_CV_CORRUPT;
+        }
+        if (max_pixels > 0 && static_cast<int64_t>(image.rows) * image.cols > max_pixels) {
+            write_message(message, message_size, "image exceeds the pixel limit");
+            return DINO_CV_TOO_LARGE;
+        }
+        cv::Mat wide;
+        image.convertTo(wide, CV_16U);
+        const size_t count = static_cast<size_t>(wide.rows) * static_cast<size_t>(wide.cols);
+        auto *buffer = static_cast<uint16_t *>(std::malloc(count == 0 ? 2 : count * 2));
+        if (buffer == nullptr) {
+            write_message(message, message_size, "out of memory");
+            return DINO_CV_INTERNAL;
+        }
+        for (int y = 0; y < wide.rows; y++) std::memcpy(buffer + static_cast<size_t>(y) * wide.cols, wide.ptr<uint16_t>(y), wide.cols * 2);
+        *width = wide.cols;
+        *height = wide.rows;
+        *bit_depth = image.depth() == CV_16U ? 16 : 8;
+        *samples = buffer;
+        return DINO_CV_OK;
+    } catch (const std::exception &e) {
+        write_message(message, message_size, e.what());
+        return DINO_CV_CORRUPT;
+    } catch (...) {
+        write_message(message, message_size, "unknown error");
+        return DINO_CV_INTERNAL;
+    }
+}
+
+extern "C" dino_cv_status dino_cv_encode_grey16_png(const uint16_t *samples, int32_t width, int32_t height, uint8_t **out,
+                                                    size_t *out_size, char *message, size_t message_size) {
+    *out = nullptr;
+    *out_size = 0;
+    try {
+        const cv::Mat image(height, width, CV_16UC1, const_cast<uint16_t *>(samples));
+        std::vector<uint8_t> bytes;
+        if (!cv::imencode(".png", image, bytes, {cv::IMWRITE_PNG_COMPRESSION, 3})) {
+            write_message(message, message_size, "OpenCV could not encode the PNG");
+            return DINO_CV_ENCODE_FAILED;
+        }
+        auto *buffer = static_cast<uint8_t *>(std::malloc(bytes.empty() ? 1 : bytes.size()));
+        if (buffer == nullptr) {
+            write_message(message, message_size, "out of memory");
+            return DINO_CV_INTERNAL;
+        }
+        std::memcpy(buffer, bytes.data(), bytes.size());
+        *out = buffer;
+        *out_size = bytes.size();
+        return DINO_CV_OK;
+    } catch (const std::exception &e) {
+        write_message(message, message_size, e.what());
+        return DINO_CV_ENCODE_FAILED;
+    } catch (...) {
+        write_message(message, message_size, "unknown error");
+        return DINO_CV_INTERNAL;
+    }
+}
+
 extern "C" dino_cv_status dino_cv_put_text(uint8_t *rgb, int32_t width, int32_t height, const char *text, int32_t x,
                                            int32_t y, double scale, uint8_t r, uint8_t g, uint8_t b) {
     try {

@@ -88,6 +88,54 @@ public enum ImageIO {
         return false
     }
 
+    /// Reads a single-channel image keeping its samples' depth (16-bit depth maps in millimetres,
+    /// 8-bit label masks), as `[height, width]` values and the stored bit depth.
+    public static func readGrey(_ url: URL, maxPixels: Int = defaultMaxPixels) throws(ImageError) -> GreyImage {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url, options: .mappedIfSafe)
+        } catch {
+            throw .cannotRead(path: url.path, reason: (error as NSError).localizedDescription)
+        }
+        guard let format = ImageFormat.sniff(data) else { throw .notAnImage(path: url.path) }
+        if let size = ImageHeader.declaredSize(data, format: format), size.width * size.height > maxPixels {
+            throw .tooLarge(path: url.path, width: size.width, height: size.height, limit: maxPixels)
+        }
+        var width: Int32 = 0, height: Int32 = 0, depth: Int32 = 0
+        var samples: UnsafeMutablePointer<UInt16>?
+        var message = [CChar](repeating: 0, count: 512)
+        let status = data.withUnsafeBytes { raw in
+            dino_cv_decode_grey(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, Int64(maxPixels), &width, &height, &depth,
+                                &samples, &message, message.count)
+        }
+        defer { dino_cv_free(samples) }
+        guard status == DINO_CV_OK, let samples else {
+            throw .corrupt(path: url.path, format: format.rawValue,
+                           reason: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        return GreyImage(width: Int(width), height: Int(height), bitDepth: Int(depth),
+                         samples: [UInt16](UnsafeBufferPointer(start: samples, count: Int(width) * Int(height))))
+    }
+
+    /// Writes 16-bit grey samples `[height, width]` as a PNG, atomically.
+    public static func writeGrey16PNG(_ samples: [UInt16], width: Int, height: Int, to url: URL) throws(ImageError) {
+        precondition(samples.count == width * height, "\(samples.count) samples are not \(width)x\(height)")
+        var bytes: UnsafeMutablePointer<UInt8>?
+        var count = 0
+        var message = [CChar](repeating: 0, count: 512)
+        let status = dino_cv_encode_grey16_png(samples, Int32(width), Int32(height), &bytes, &count, &message, message.count)
+        defer { dino_cv_free(bytes) }
+        guard status == DINO_CV_OK, let bytes else {
+            throw .cannotWrite(path: url.path, reason: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        let data = Data(bytes: bytes, count: count)
+        do {
+            try AtomicFile.write(to: url) { try $0.write(contentsOf: data) }
+        } catch {
+            throw .cannotWrite(path: url.path, reason: "\(error)")
+        }
+    }
+
     /// Encodes `image` as PNG or JPEG (chosen by the extension of `url`) and writes it atomically.
     public static func write(_ image: RGBImage, to url: URL, jpegQuality: Int = 92) throws(ImageError) {
         let ext = "." + url.pathExtension.lowercased()

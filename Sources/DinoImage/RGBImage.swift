@@ -67,3 +67,15 @@ public struct RGBImage: Sendable, Equatable {
         }
     }
 }
+
+/// A single-channel image with its samples' full depth (depth maps, label masks).
+public struct GreyImage: Sendable, Equatable {
+    /// Width in pixels.
+    public var width: Int
+    /// Height in pixels.
+    public var height: Int
+    /// Bits per sample as stored: 8 or 16.
+    public var bitDepth: Int
+    /// `[height, width]` samples (8-bit images widened, not scaled).
+    public var samples: [UInt16]
+}

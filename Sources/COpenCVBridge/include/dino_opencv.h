@@ -46,6 +46,16 @@ dino_cv_status dino_cv_encode(const uint8_t *rgb, int32_t width, int32_t height,
                               int32_t quality, uint8_t **out, size_t *out_size, char *message,
                               size_t message_size);
 
+/// Decodes a single-channel image keeping its sample depth (8- or 16-bit grey PNG, TIFF...):
+/// `*samples` is malloc'd `[height, width]` 16-bit values (8-bit images are widened), freed with
+/// `dino_cv_free`; `*bit_depth` is 8 or 16. Colour images are refused (DINO_CV_CORRUPT).
+dino_cv_status dino_cv_decode_grey(const uint8_t *data, size_t size, int64_t max_pixels, int32_t *width, int32_t *height,
+                                   int32_t *bit_depth, uint16_t **samples, char *message, size_t message_size);
+
+/// Encodes 16-bit grey samples `[height, width]` as a PNG; bytes as for `dino_cv_encode`.
+dino_cv_status dino_cv_encode_grey16_png(const uint16_t *samples, int32_t width, int32_t height, uint8_t **out,
+                                         size_t *out_size, char *message, size_t message_size);
+
 /// Draws `text` in place on RGB8 `[height, width, 3]` at baseline (x, y) with a dark outline,
 /// so it reads on any background. `scale` 1.0 is about 22 px high.
 dino_cv_status dino_cv_put_text(uint8_t *rgb, int32_t width, int32_t height, const char *text, int32_t x,

@@ -49,7 +49,7 @@ let package = Package(
         .target(name: "DinoHub", dependencies: ["CDinoSHA256", "DinoTensor"], path: "Sources/DinoHub"),
         // Generic layers for dense heads: convolutions, transposed convolutions, batch norm,
         // bilinear resizing; im2col + OpenBLAS GEMM.
-        .target(name: "DinoLayers", dependencies: ["DinoTensor", "CDinoKernels", "COpenBLAS"], path: "Sources/DinoLayers"),
+        .target(name: "DinoLayers", dependencies: ["DinoModel", "DinoTensor", "CDinoKernels", "COpenBLAS"], path: "Sources/DinoLayers"),
         // Heads: one target per family, consuming the backbone's feature value.
         .target(
             name: "DinoSegmentation", dependencies: ["DinoModel", "DinoTensor", "DinoLayers", "DinoImage"],

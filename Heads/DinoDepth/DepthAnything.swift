@@ -169,23 +169,11 @@ public struct DepthAnythingModel: DepthEstimator {
     /// `preprocessor_config.json`.
     public init(directory: URL) throws(DepthError) {
         let configuration = try DepthAnythingConfiguration.load(from: directory.appendingPathComponent("config.json"))
-        let single = directory.appendingPathComponent("model.safetensors")
-        let index = directory.appendingPathComponent("model.safetensors.index.json")
         let source: any TensorSource
         do {
-            if FileManager.default.fileExists(atPath: single.path) {
-                source = try SafetensorsFile(url: single)
-            } else if FileManager.default.fileExists(atPath: index.path) {
-                source = try ShardedSafetensors(indexURL: index)
-            } else {
-                throw DepthError.model(.missingWeights(directory: directory.path))
-            }
-        } catch let error as DepthError {
-            throw error
-        } catch let error as TensorFileError {
-            throw .tensorFile(error)
+            source = try VisionTransformer.weights(inFolder: directory)
         } catch {
-            throw .model(.missingWeights(directory: directory.path))
+            throw .model(error)
         }
         let processorURL = directory.appendingPathComponent("preprocessor_config.json")
         let processor = FileManager.default.fileExists(atPath: processorURL.path)

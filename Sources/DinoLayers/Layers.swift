@@ -1,4 +1,5 @@
 import COpenBLAS
+import DinoModel
 import DinoTensor
 
 // Dimension letters: B batch, I input channels, O output channels, H x W input size,
@@ -55,7 +56,11 @@ public struct Conv2d: Sendable {
     /// Output size along one axis.
     public func outputSize(_ input: Int) -> Int { (input + 2 * padding - kernelSize) / stride + 1 }
 
-    /// `[B, I, H, W]` -> `[B, O, H', W']`.
+    /// Largest im2col tile per thread, in floats (16 MB): the convolution runs over tiles of
+    /// output rows so memory stays bounded at any image size.
+    static let tileFloats = 4 << 20
+
+    /// `[B, I, H, W]` -> `[B, O, H', W']`, output rows split over the compute threads.
     public func callAsFunction(_ x: Tensor) throws(LayerError) -> Tensor {
         guard x.rank == 4, x.shape[1] == inChannels else {
             throw .inputShape(layer: "conv", expected: "[B, \(inChannels), H, W]", actual: x.shape)
@@ -64,43 +69,53 @@ public struct Conv2d: Sendable {
         let (oh, ow) = (outputSize(h), outputSize(w))
         guard oh >= 1, ow >= 1 else { throw .inputShape(layer: "conv", expected: "at least \(kernelSize - 2 * padding) pixels", actual: x.shape) }
         let k = kernelSize, rows = inChannels * k * k, positions = oh * ow
-        var out = [Float](repeating: 0, count: b * outChannels * positions)
         let pointwise = k == 1 && stride == 1 && padding == 0
-        var columns = [Float](repeating: 0, count: pointwise ? 0 : rows * positions)
-        for image in 0..<b {
-            let input = image * inChannels * h * w
-            if !pointwise {
-                // im2col: columns[(i * K + ky) * K + kx, oy * W' + ox] = x[i, oy*s - p + ky, ox*s - p + kx]
-                for i in 0..<inChannels {
-                    for ky in 0..<k {
-                        for kx in 0..<k {
-                            let row = ((i * k + ky) * k + kx) * positions
-                            for oy in 0..<oh {
-                                let iy = oy * stride - padding + ky
-                                for ox in 0..<ow {
-                                    let ix = ox * stride - padding + kx
-                                    columns[row + oy * ow + ox] = (iy >= 0 && iy < h && ix >= 0 && ix < w)
-                                        ? x.scalars[input + (i * h + iy) * w + ix] : 0
+        let tileRows = max(1, min(oh, Self.tileFloats / max(rows * ow, 1)))
+        let tiles = (oh + tileRows - 1) / tileRows
+        let threads = ComputeThreads.current
+        var out = [Float](repeating: 0, count: b * outChannels * positions)
+        var scratch = [Float](repeating: 0, count: pointwise ? 0 : threads * rows * tileRows * ow)
+        x.scalars.withUnsafeBufferPointer { xs in
+            out.withUnsafeMutableBufferPointer { o in
+                scratch.withUnsafeMutableBufferPointer { columnsBuffer in
+                    guard let input = xs.baseAddress, let output = o.baseAddress else { return }
+                    ComputeThreads.parallelFor(b * tiles, threads: threads, granularity: 1, minimumPerPart: 1) { part, items in
+                        for item in items {
+                            let (image, tile) = (item / tiles, item % tiles)
+                            let firstRow = tile * tileRows, tileHeight = min(tileRows, oh - firstRow)
+                            let count = tileHeight * ow
+                            let src = input + image * inChannels * h * w
+                            let dst = output + image * outChannels * positions + firstRow * ow
+                            let b: UnsafePointer<Float>
+                            let ldb: Int
+                            if pointwise {
+                                (b, ldb) = (UnsafePointer(src + firstRow * ow), positions)
+                            } else {
+                                // im2col of this tile: [(i * K + ky) * K + kx, row * W' + ox]
+                                guard let columns = columnsBuffer.baseAddress.map({ $0 + part * rows * tileRows * ow }) else { return }
+                                for i in 0..<inChannels {
+                                    for ky in 0..<k {
+                                        for kx in 0..<k {
+                                            let row = columns + ((i * k + ky) * k + kx) * count
+                                            for r in 0..<tileHeight {
+                                                let iy = (firstRow + r) * stride - padding + ky
+                                                for ox in 0..<ow {
+                                                    let ix = ox * stride - padding + kx
+                                                    row[r * ow + ox] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? src[(i * h + iy) * w + ix] : 0
+                                                }
+                                            }
+                                        }
+                                    }
                                 }
+                                (b, ldb) = (UnsafePointer(columns), count)
+                            }
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(count), Int32(rows),
+                                        1, weight, Int32(rows), b, Int32(ldb), 0, dst, Int32(positions))
+                            if let bias {
+                                for o in 0..<outChannels { for j in 0..<count { dst[o * positions + j] += bias[o] } }
                             }
                         }
                     }
-                }
-            }
-            out.withUnsafeMutableBufferPointer { o in
-                guard let base = o.baseAddress else { return }
-                let c = base + image * outChannels * positions
-                if pointwise {
-                    x.scalars.withUnsafeBufferPointer { xs in
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(positions), Int32(rows),
-                                    1, weight, Int32(rows), xs.baseAddress.map { $0 + input }, Int32(positions), 0, c, Int32(positions))
-                    }
-                } else {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(positions), Int32(rows),
-                                1, weight, Int32(rows), columns, Int32(positions), 0, c, Int32(positions))
-                }
-                if let bias {
-                    for o in 0..<outChannels { for j in 0..<positions { c[o * positions + j] += bias[o] } }
                 }
             }
         }

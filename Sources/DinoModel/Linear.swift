@@ -26,8 +26,10 @@ public enum ComputeThreads {
     /// Runs `body(part, slice)` on at most `threads` contiguous slices of `0..<total` in
     /// parallel (fewer when the work is small), each slice a multiple of `granularity` except
     /// the last; `part` numbers the slices from 0.
-    static func parallelFor(_ total: Int, threads: Int, granularity: Int = 8, minimumPerPart: Int = 16,
-                            _ body: (_ part: Int, _ slice: Range<Int>) -> Void) {
+    public static func parallelFor(_ total: Int, threads: Int, granularity: Int = 8, minimumPerPart: Int = 16,
+                                   _ body: (_ part: Int, _ slice: Range<Int>) -> Void) {
+        // Workers call OpenBLAS themselves; it must not start threads of its own.
+        _ = singleThreadedBLAS
         let maxParts = max(1, min(threads, total / max(minimumPerPart, 1)))
         if maxParts <= 1 {
             body(0, 0..<total)

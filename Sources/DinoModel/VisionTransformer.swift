@@ -123,25 +123,22 @@ public final class VisionTransformer: Sendable {
     /// (or `model.safetensors.index.json` with its shards).
     public convenience init(directory: URL, positionInterpolation: PositionInterpolation? = nil) throws(DinoModelError) {
         let configuration = try DinoConfiguration.load(from: directory.appendingPathComponent("config.json"))
+        let source = try Self.weights(inFolder: directory)
+        try self.init(configuration: configuration, weights: source, positionInterpolation: positionInterpolation)
+    }
+
+    /// The weights of a model folder laid out as on the HF hub: `model.safetensors`, or
+    /// `model.safetensors.index.json` and its shards.
+    public static func weights(inFolder directory: URL) throws(DinoModelError) -> any TensorSource {
         let single = directory.appendingPathComponent("model.safetensors")
         let index = directory.appendingPathComponent("model.safetensors.index.json")
-        let source: any TensorSource
         do {
-            if FileManager.default.fileExists(atPath: single.path) {
-                source = try SafetensorsFile(url: single)
-            } else if FileManager.default.fileExists(atPath: index.path) {
-                source = try ShardedSafetensors(indexURL: index)
-            } else {
-                throw DinoModelError.missingWeights(directory: directory.path)
-            }
-        } catch let error as DinoModelError {
-            throw error
-        } catch let error as TensorFileError {
-            throw .tensorFile(error)
+            if FileManager.default.fileExists(atPath: single.path) { return try SafetensorsFile(url: single) }
+            if FileManager.default.fileExists(atPath: index.path) { return try ShardedSafetensors(indexURL: index) }
         } catch {
-            throw .missingWeights(directory: directory.path)
+            throw .tensorFile(error)
         }
-        try self.init(configuration: configuration, weights: source, positionInterpolation: positionInterpolation)
+        throw .missingWeights(directory: directory.path)
     }
 
     private static func kernelActivation(_ activation: Activation) -> dino_activation {

@@ -1,3 +1,4 @@
+import DinoTensor
 import Foundation
 
 /// An encoder for 8-bit palette PNGs, the format of class-index masks.
@@ -99,17 +100,9 @@ enum PalettePNG {
         return b << 16 | a
     }
 
-    private static let crcTable: [UInt32] = (0..<256).map { n in
-        var c = UInt32(n)
-        for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-        return c
-    }
-
     /// CRC-32 (ISO-HDLC) of a chunk's type and data, as PNG requires.
     static func crc32(_ data: [UInt8]) -> UInt32 {
-        var c: UInt32 = 0xFFFF_FFFF
-        for byte in data { c = crcTable[Int((c ^ UInt32(byte)) & 0xFF)] ^ (c >> 8) }
-        return c ^ 0xFFFF_FFFF
+        data.withUnsafeBytes { CRC32.checksum($0) }
     }
 }
 

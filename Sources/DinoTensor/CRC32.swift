@@ -1,6 +1,6 @@
-/// CRC-32 as zip archives record it (ISO-HDLC: reflected polynomial 0xEDB88320, initial and
-/// final value 0xFFFFFFFF).
-enum CRC32 {
+/// CRC-32 as zip archives and PNG chunks record it (ISO-HDLC: reflected polynomial 0xEDB88320,
+/// initial and final value 0xFFFFFFFF).
+public enum CRC32 {
     /// Eight 256-entry tables: table 0 is the byte-at-a-time table, table k advances a byte's
     /// contribution by k more bytes, so eight input bytes are folded per step ("slicing by 8"),
     /// which keeps verifying a multi-gigabyte checkpoint cheap.
@@ -21,7 +21,7 @@ enum CRC32 {
     }()
 
     /// The CRC-32 of `bytes`, continuing from `crc` (the checksum of the bytes before them).
-    static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+    public static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
         var crc = ~crc
         let count = bytes.count
         var i = 0

@@ -28,7 +28,9 @@ public enum ImageError: Error, Sendable, Equatable, CustomStringConvertible, Loc
         case let .unsupportedFormat(path, format): return "\(path): \(format) images are not supported; convert to PNG or JPEG"
         case let .corrupt(path, format, reason): return "\(path): corrupt or truncated \(format): \(reason)"
         case let .tooLarge(path, width, height, limit):
-            return "\(path): image of \(width)x\(height) = \(width * height) pixels exceeds the limit of \(limit) pixels"
+            // Declared sides can be as large as 2^32 - 1: report the product without overflowing.
+            let pixels = Double(width) * Double(height)
+            return "\(path): image of \(width)x\(height) = \(String(format: "%.0f", pixels)) pixels exceeds the limit of \(limit) pixels"
         case let .cannotWrite(path, reason): return "\(path): cannot write: \(reason)"
         case let .invalidPreprocessing(reason): return "invalid preprocessing: \(reason)"
         case let .invalidAnalysis(reason): return "cannot analyse the features: \(reason)"

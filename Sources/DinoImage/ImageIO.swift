@@ -49,7 +49,9 @@ public enum ImageIO {
             guard size.width > 0, size.height > 0 else {
                 throw .corrupt(path: name, format: format.rawValue, reason: "the header declares a \(size.width)x\(size.height) image")
             }
-            guard size.width * size.height <= maxPixels else {
+            // Headers hold up to 32-bit sides: their product can overflow Int.
+            let (pixels, overflow) = size.width.multipliedReportingOverflow(by: size.height)
+            guard !overflow, pixels <= maxPixels else {
                 throw .tooLarge(path: name, width: size.width, height: size.height, limit: maxPixels)
             }
         }
@@ -98,8 +100,11 @@ public enum ImageIO {
             throw .cannotRead(path: url.path, reason: (error as NSError).localizedDescription)
         }
         guard let format = ImageFormat.sniff(data) else { throw .notAnImage(path: url.path) }
-        if let size = ImageHeader.declaredSize(data, format: format), size.width * size.height > maxPixels {
-            throw .tooLarge(path: url.path, width: size.width, height: size.height, limit: maxPixels)
+        if let size = ImageHeader.declaredSize(data, format: format) {
+            let (pixels, overflow) = size.width.multipliedReportingOverflow(by: size.height)
+            if overflow || pixels > maxPixels {
+                throw .tooLarge(path: url.path, width: size.width, height: size.height, limit: maxPixels)
+            }
         }
         var width: Int32 = 0, height: Int32 = 0, depth: Int32 = 0
         var samples: UnsafeMutablePointer<UInt16>?

@@ -166,3 +166,20 @@ struct ImageLimitTests {
         }
     }
 }
+
+@Suite("Fuzzer findings")
+struct FuzzerFindingsTests {
+    @Test("a PNG header declaring 4294967295 x 4294967295 pixels is refused, not an overflow trap")
+    func overflowingSize() throws {
+        // Found by Scripts/fuzz.sh (image target): width x height overflowed Int.
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fuzz/Corpus/image/crash-png-overflowing-size.png")
+        do {
+            _ = try ImageIO.read(url)
+            Issue.record("decoded")
+        } catch {
+            #expect(error == .tooLarge(path: url.path, width: 4_294_967_295, height: 4_294_967_295, limit: ImageIO.defaultMaxPixels))
+            #expect(error.description.contains("4294967295x4294967295"))
+        }
+    }
+}

@@ -40,8 +40,8 @@ the versions above write identical bytes.  The script deletes and rewrites
     with integer levels; everywhere else they differ only by float rounding
     (see `preprocess/manifest.json`).  `--full` also stores the PIL backend's output densely
     as `pixel_values`, which makes each file 1.2 MB (over the 1 MB per-file budget);
-  - `resize.<photo>.npy`: PIL `resize((W, H), BICUBIC)` of the RGB image to short side 224
-    and long side round(long * 224 / short / 14) * 14; `resize_up.chelsea.npy`: 300x451 ->
+  - `resize.<photo>.png` (lossless): PIL `resize((W, H), BICUBIC)` of the RGB image to short side 224
+    and long side round(long * 224 / short / 14) * 14; `resize_up.chelsea.png`: 300x451 ->
     448x672 (uint8 [H, W, 3]);
   - `model.astronaut.safetensors`: `last_hidden_state`, `pooler_output` and `attentions.1`
     (last layer) of the random-weight `Tests/DinoModelTests/Fixtures/reg4_downsample` model
@@ -624,19 +624,20 @@ def make_preprocess(full: bool) -> None:
 
         target = resize_target(width, height)
         resized = np.asarray(rgb.resize(target, Image.BICUBIC), dtype=np.uint8)
-        npy = f"resize.{stem}.npy"
-        save_rgb_npy(PREPROCESS / npy, resized)
-        resize[npy] = {"image": f"Examples/images/{name}", "from_wh": [width, height], "to_wh": list(target), "shape": list(resized.shape)}
-        files[npy] = {"array": {"dtype": "uint8", "shape": list(resized.shape)}}
+        # Lossless PNG keeps the references exact at a third of the .npy size.
+        ref = f"resize.{stem}.png"
+        Image.fromarray(resized, "RGB").save(PREPROCESS / ref, optimize=True)
+        resize[ref] = {"image": f"Examples/images/{name}", "from_wh": [width, height], "to_wh": list(target), "shape": list(resized.shape)}
+        files[ref] = {"array": {"dtype": "uint8", "shape": list(resized.shape)}}
 
     with Image.open(EXAMPLES / "chelsea.png") as image:
         image.load()
         width, height = image.size
         up = np.asarray(image.convert("RGB").resize((672, 448), Image.BICUBIC), dtype=np.uint8)
     assert (width, height) == (451, 300)
-    save_rgb_npy(PREPROCESS / "resize_up.chelsea.npy", up)
-    resize["resize_up.chelsea.npy"] = {"image": "Examples/images/chelsea.png", "from_wh": [width, height], "to_wh": [672, 448], "shape": list(up.shape)}
-    files["resize_up.chelsea.npy"] = {"array": {"dtype": "uint8", "shape": list(up.shape)}}
+    Image.fromarray(up, "RGB").save(PREPROCESS / "resize_up.chelsea.png", optimize=True)
+    resize["resize_up.chelsea.png"] = {"image": "Examples/images/chelsea.png", "from_wh": [width, height], "to_wh": [672, 448], "shape": list(up.shape)}
+    files["resize_up.chelsea.png"] = {"array": {"dtype": "uint8", "shape": list(up.shape)}}
     log("preprocess: processor outputs and resize references")
 
     # -- model outputs on real pixels

@@ -67,6 +67,7 @@ let package = Package(
             name: "DinoCLI",
             dependencies: [
                 "DinoModel", "DinoTensor", "DinoImage", "DinoHub", "DinoSegmentation", "DinoDepth", "DinoDiscovery", "DinoDataset",
+                "CDinoSHA256",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/DinoCLI"),
@@ -107,6 +108,7 @@ let package = Package(
             exclude: ["Fixtures"]),
         // End-to-end tests run the built `dino` binary (the dependency makes `swift test` build it).
         .testTarget(
-            name: "DinoCLITests", dependencies: ["DinoTensor", "DinoCLI"], path: "Tests/DinoCLITests"),
+            name: "DinoCLITests", dependencies: ["DinoTensor", "DinoImage", "DinoCLI"], path: "Tests/DinoCLITests",
+            exclude: ["BadInputs"]),
     ]
 )

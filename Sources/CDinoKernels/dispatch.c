@@ -73,3 +73,9 @@ void dino_online_softmax_block(float *s, size_t lds, size_t R, size_t Ck, float 
     if (resolve() == DINO_ISA_AVX2) dino_online_softmax_block_avx2(s, lds, R, Ck, scale, m, l, o, ldo, D);
     else dino_online_softmax_block_ref(s, lds, R, Ck, scale, m, l, o, ldo, D);
 }
+
+void dino_gemm_packed(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t N, const float *bias,
+                      float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
+    if (resolve() == DINO_ISA_AVX2) dino_gemm_packed_avx2(x, ldx, M, K, packed, N, bias, out, ldo, mode, gamma, act);
+    else dino_gemm_packed_ref(x, ldx, M, K, packed, N, bias, out, ldo, mode, gamma, act);
+}

@@ -70,30 +70,77 @@ public enum ComputeLimits {
 }
 
 extension LinearWeights {
-    /// `out[R, outFeatures] = x[R, inFeatures] · weightᵀ (+ bias)`. Rows are split over the
-    /// compute threads.
+    /// What a GEMM does with `x · weightᵀ + bias` besides storing it.
+    enum Epilogue {
+        /// `out = x · wᵀ + bias`.
+        case store
+        /// `out = act(x · wᵀ + bias)`.
+        case activation(dino_activation)
+        /// `out += gamma * (x · wᵀ + bias)` (LayerScale, or a plain add without gamma).
+        case residual(gamma: [Float]?)
+    }
+
+    /// `out[R, outFeatures] = x[R, inFeatures] · weightᵀ + bias`, finished by `epilogue`. Rows
+    /// are split over the compute threads.
     ///
-    /// With `addBias`, each thread first broadcasts the bias into its output rows and the GEMM
-    /// accumulates onto them (beta = 1): that replaces both OpenBLAS's zeroing pass and a later
-    /// bias pass.
+    /// Packed weights run the AVX2 kernel with the epilogue fused. Otherwise OpenBLAS computes
+    /// the product: each thread broadcasts the bias into its output rows and the GEMM
+    /// accumulates onto them (beta = 1), and the epilogue follows as its own pass (a residual
+    /// goes through `scratch`, `[R, outFeatures]`).
     ///
     /// - Parameters:
     ///   - x: `[R, inFeatures]`, row stride `ldx` (default `inFeatures`).
     ///   - out: `[R, outFeatures]`, row stride `ldo` (default `outFeatures`).
     func apply(_ x: UnsafePointer<Float>, rows: Int, ldx: Int? = nil, into out: UnsafeMutablePointer<Float>, ldo: Int? = nil,
-               addBias: Bool = false, threads: Int = 1) {
+               epilogue: Epilogue = .store, scratch: UnsafeMutablePointer<Float>? = nil, threads: Int = 1) {
         let lda = ldx ?? inFeatures
         let ldc = ldo ?? outFeatures
-        weight.withUnsafeBufferPointer { w in
-            guard let base = w.baseAddress else { return }
-            withOptionalPointer(addBias ? bias : nil) { biasPointer in
+        withOptionalPointer(bias) { biasPointer in
+            if let packed {
+                let (mode, activation, gamma): (dino_gemm_epilogue, dino_activation, [Float]?) = switch epilogue {
+                case .store: (DINO_GEMM_STORE, DINO_ACT_GELU, nil)
+                case .activation(let act): (DINO_GEMM_ACTIVATION, act, nil)
+                case .residual(let gamma): (DINO_GEMM_RESIDUAL, DINO_ACT_GELU, gamma)
+                }
+                packed.withUnsafeBufferPointer { panels in
+                    withOptionalPointer(gamma) { gammaPointer in
+                        ComputeThreads.parallelFor(rows, threads: threads, granularity: 6, minimumPerPart: 12) { _, range in
+                            dino_gemm_packed(x + range.lowerBound * lda, lda, range.count, inFeatures, panels.baseAddress, outFeatures,
+                                             biasPointer, out + range.lowerBound * ldc, ldc, mode, gammaPointer, activation)
+                        }
+                    }
+                }
+                return
+            }
+            let target: UnsafeMutablePointer<Float>
+            let targetStride: Int
+            if case .residual = epilogue {
+                guard let scratch else { preconditionFailure("a residual GEMM without packed weights needs scratch") }
+                (target, targetStride) = (scratch, outFeatures)
+            } else {
+                (target, targetStride) = (out, ldc)
+            }
+            weight.withUnsafeBufferPointer { w in
+                guard let base = w.baseAddress else { return }
                 ComputeThreads.parallelFor(rows, threads: threads) { _, range in
-                    let c = out + range.lowerBound * ldc
-                    if let biasPointer { dino_fill_rows(c, ldc, biasPointer, range.count, outFeatures) }
+                    let c = target + range.lowerBound * targetStride
+                    if let biasPointer { dino_fill_rows(c, targetStride, biasPointer, range.count, outFeatures) }
                     // The weight stays in PyTorch's [out, in] layout and is read transposed.
                     sgemm(transposeB: true, m: range.count, n: outFeatures, k: inFeatures, alpha: 1,
                           a: x + range.lowerBound * lda, lda: lda, b: base, ldb: inFeatures,
-                          beta: biasPointer == nil ? 0 : 1, c: c, ldc: ldc)
+                          beta: biasPointer == nil ? 0 : 1, c: c, ldc: targetStride)
+                    switch epilogue {
+                    case .store:
+                        break
+                    case .activation(let act):
+                        for r in 0..<range.count { dino_bias_activation(c + r * targetStride, nil, 1, outFeatures, act) }
+                    case .residual(let gamma):
+                        withOptionalPointer(gamma) { g in
+                            for r in 0..<range.count {
+                                dino_residual(out + (range.lowerBound + r) * ldc, c + r * targetStride, nil, g, 1, outFeatures)
+                            }
+                        }
+                    }
                 }
             }
         }

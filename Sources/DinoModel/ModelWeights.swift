@@ -1,3 +1,5 @@
+import CDinoKernels
+
 /// The internal weight layout every checkpoint naming is mapped to (see `CheckpointLoader`).
 ///
 /// Dimension letters: `C` hidden size, `F` FFN hidden width, `M` side of the position grid,
@@ -5,12 +7,25 @@
 
 /// A linear layer in PyTorch layout: `weight` is `[out, in]`, row-major.
 struct LinearWeights: Sendable {
-    /// `[out, in]`.
+    /// `[out, in]`; empty once the weight has been packed.
     var weight: [Float]
     /// `[out]`, or nil for a layer without bias.
     var bias: [Float]?
     var outFeatures: Int
     var inFeatures: Int
+    /// The weight in panels of 16 output columns for `dino_gemm_packed`, when packed.
+    var packed: [Float]? = nil
+
+    /// The layer with its weight packed for the AVX2 GEMM (the `[out, in]` copy is dropped, so
+    /// memory does not grow).
+    func packedForGEMM() -> LinearWeights {
+        var copy = self
+        var panels = [Float](repeating: 0, count: dino_packed_weight_count(outFeatures, inFeatures))
+        dino_pack_weight(weight, outFeatures, inFeatures, &panels)
+        copy.packed = panels
+        copy.weight = []
+        return copy
+    }
 }
 
 /// LayerNorm scale and shift, `[C]` each.
@@ -44,6 +59,24 @@ struct BlockWeights: Sendable {
 
 /// All weights of a model.
 struct ModelWeights: Sendable {
+    /// The same weights with every GEMM weight packed for the AVX2 kernel.
+    func packedForGEMM() -> ModelWeights {
+        var copy = self
+        copy.patchEmbedding = patchEmbedding.packedForGEMM()
+        copy.blocks = blocks.map { block in
+            var b = block
+            b.qkv = block.qkv.packedForGEMM()
+            b.projection = block.projection.packedForGEMM()
+            switch block.feedForward {
+            case let .mlp(fc1, fc2): b.feedForward = .mlp(fc1: fc1.packedForGEMM(), fc2: fc2.packedForGEMM())
+            case let .swiglu(weightsIn, weightsOut):
+                b.feedForward = .swiglu(weightsIn: weightsIn.packedForGEMM(), weightsOut: weightsOut.packedForGEMM())
+            }
+            return b
+        }
+        return copy
+    }
+
     /// Patch projection: conv weight `[C, channels, P, P]` flattened to `[C, K]`.
     var patchEmbedding: LinearWeights
     /// `[C]`.

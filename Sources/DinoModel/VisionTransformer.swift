@@ -106,7 +106,9 @@ public final class VisionTransformer: Sendable {
         let (weights, naming) = try CheckpointLoader.load(source: source, configuration: configuration)
         self.configuration = configuration
         self.naming = naming
-        self.weights = weights
+        // Packed once here, the weights are never re-packed per call; without AVX2 they stay in
+        // PyTorch's layout for OpenBLAS.
+        self.weights = dino_kernels_active_isa() == DINO_ISA_AVX2 ? weights.packedForGEMM() : weights
         self.activation = Self.kernelActivation(Activation(configName: configuration.hiddenAct) ?? .gelu)
         if let positionInterpolation {
             self.positionInterpolation = positionInterpolation
@@ -219,7 +221,6 @@ public final class VisionTransformer: Sendable {
         logits.withUnsafeMutableBufferPointer { out in
             guard let outBase = out.baseAddress else { return }
             classifier.apply(features, rows: b, into: outBase)
-            if let bias = classifier.bias { dino_add_bias(outBase, classifier.outFeatures, bias, b, classifier.outFeatures) }
         }
         return Tensor(shape: [b, classifier.outFeatures], scalars: logits)
     }
@@ -314,7 +315,7 @@ public final class VisionTransformer: Sendable {
 
         // Patch embedding: an im2col of the stride-p convolution, then one GEMM.
         dino_patchify(pixels.scalars, workspace.patches, b, cfg.numChannels, height, width, p)
-        weights.patchEmbedding.apply(workspace.patches, rows: b * patches, into: workspace.embedded, addBias: true, threads: threads)
+        weights.patchEmbedding.apply(workspace.patches, rows: b * patches, into: workspace.embedded, threads: threads)
         // ref: HF Dinov2WithRegistersEmbeddings.forward: [CLS, patches] + positions first, then
         // the registers are inserted after CLS without a position embedding.
         for i in 0..<b {
@@ -342,7 +343,7 @@ public final class VisionTransformer: Sendable {
             // Attention branch: x = x + ls1 * proj(attention(norm1(x))).
             let wantAttentions = attentionBlocks.contains(index)
             ops.layerNorm(x, into: workspace.normed, block.norm1, rows: rows, columns: c, eps: eps)
-            block.qkv.apply(workspace.normed, rows: rows, into: workspace.qkv, addBias: true, threads: threads)
+            block.qkv.apply(workspace.normed, rows: rows, into: workspace.qkv, threads: threads)
             if qkvBlocks.contains(index) {
                 qkvMaps[index] = Tensor(shape: [b, n, 3 * c], scalars: Array(UnsafeBufferPointer(start: workspace.qkv, count: rows * 3 * c)))
             }
@@ -356,22 +357,22 @@ public final class VisionTransformer: Sendable {
             } else {
                 attention.streaming(qkv: workspace.qkv, into: workspace.attention, workspace: workspace)
             }
-            block.projection.apply(workspace.attention, rows: rows, into: workspace.branch, addBias: true, threads: threads)
-            ops.residual(x, workspace.branch, scale: block.layerScale1, rows: rows, columns: c)
+            block.projection.apply(workspace.attention, rows: rows, into: x, epilogue: .residual(gamma: block.layerScale1),
+                                   scratch: workspace.branch, threads: threads)
 
             // FFN branch: x = x + ls2 * ffn(norm2(x)).
             ops.layerNorm(x, into: workspace.normed, block.norm2, rows: rows, columns: c, eps: eps)
             switch block.feedForward {
             case let .mlp(fc1, fc2):
-                fc1.apply(workspace.normed, rows: rows, into: workspace.hidden, addBias: true, threads: threads)
-                ops.activation(workspace.hidden, rows: rows, columns: fc1.outFeatures, activation)
-                fc2.apply(workspace.hidden, rows: rows, into: workspace.branch, addBias: true, threads: threads)
+                fc1.apply(workspace.normed, rows: rows, into: workspace.hidden, epilogue: .activation(activation), threads: threads)
+                fc2.apply(workspace.hidden, rows: rows, into: x, epilogue: .residual(gamma: block.layerScale2),
+                          scratch: workspace.branch, threads: threads)
             case let .swiglu(weightsIn, weightsOut):
-                weightsIn.apply(workspace.normed, rows: rows, into: workspace.hidden, addBias: true, threads: threads)
+                weightsIn.apply(workspace.normed, rows: rows, into: workspace.hidden, threads: threads)
                 ops.swiglu(workspace.hidden, into: workspace.gate, rows: rows, width: weightsOut.inFeatures)
-                weightsOut.apply(workspace.gate, rows: rows, into: workspace.branch, addBias: true, threads: threads)
+                weightsOut.apply(workspace.gate, rows: rows, into: x, epilogue: .residual(gamma: block.layerScale2),
+                                 scratch: workspace.branch, threads: threads)
             }
-            ops.residual(x, workspace.branch, scale: block.layerScale2, rows: rows, columns: c)
             capture(index + 1)
         }
 
@@ -397,21 +398,10 @@ struct RowKernels {
         }
     }
 
-    func activation(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, _ activation: dino_activation) {
-        split(rows) { range in dino_bias_activation(x + range.lowerBound * columns, nil, range.count, columns, activation) }
-    }
-
     /// `out = silu(x1) * x2` for `x12 = [x1 | x2]`.
     func swiglu(_ x12: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
         split(rows) { range in
             dino_swiglu(x12 + range.lowerBound * 2 * width, nil, out + range.lowerBound * width, range.count, width)
-        }
-    }
-
-    /// `x += scale * y` (LayerScale; plain addition when the checkpoint has none).
-    func residual(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, scale: [Float]?, rows: Int, columns c: Int) {
-        withOptionalPointer(scale) { g in
-            split(rows) { range in dino_residual(x + range.lowerBound * c, y + range.lowerBound * c, nil, g, range.count, c) }
         }
     }
 }

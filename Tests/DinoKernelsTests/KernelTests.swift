@@ -240,3 +240,45 @@ struct OnlineSoftmaxTests {
         }
     }
 }
+
+/// The packed-weight GEMM (AVX2 micro-kernel) against its plain reference, with row and column
+/// tails and every epilogue.
+@Suite("Kernels: GEMM with packed weights")
+struct PackedGemmTests {
+    @Test("matches the reference for odd shapes and every epilogue",
+          arguments: [(1, 1, 1), (5, 17, 3), (6, 16, 8), (7, 33, 20), (13, 40, 64), (261, 96, 384)])
+    func shapes(m: Int, n: Int, k: Int) {
+        let x = randomFloats(m * (k + 3), seed: 41)  // row stride k + 3
+        let w = randomFloats(n * k, seed: 42), bias = randomFloats(n, seed: 43), gamma = randomFloats(n, seed: 44)
+        var packed = [Float](repeating: 0, count: dino_packed_weight_count(n, k))
+        dino_pack_weight(w, n, k, &packed)
+        // Float32 summation error bound per element: 2 K eps sum_k |x_k w_k| (the reference
+        // accumulates in double), times at most 4 for the GELU slope and LayerScale here.
+        var bound = [Double](repeating: 0, count: m * (n + 2))
+        for r in 0..<m { for c in 0..<n {
+            var s: Double = 0
+            for i in 0..<k { s += abs(Double(x[r * (k + 3) + i]) * Double(w[c * k + i])) }
+            bound[r * (n + 2) + c] = 4 * (2 * Double(k) * 1.19e-7 * s) + 1e-6
+        } }
+        for mode in [DINO_GEMM_STORE, DINO_GEMM_ACTIVATION, DINO_GEMM_RESIDUAL] {
+            let start = randomFloats(m * (n + 2), seed: 45)  // row stride n + 2; residual adds onto it
+            var fast = start, ref = start
+            dino_gemm_packed(x, k + 3, m, k, packed, n, bias, &fast, n + 2, mode, gamma, DINO_ACT_GELU)
+            dino_gemm_packed_ref(x, k + 3, m, k, packed, n, bias, &ref, n + 2, mode, gamma, DINO_ACT_GELU)
+            let over = (0..<fast.count).filter { abs(Double(fast[$0]) - Double(ref[$0])) > bound[$0] }
+            #expect(over.isEmpty, "\(m)x\(n)x\(k) mode \(mode.rawValue): \(over.count) values beyond the summation bound, first at \(over.first ?? -1)")
+            // The padding columns between rows are never written.
+            for r in 0..<m { #expect(fast[r * (n + 2) + n] == start[r * (n + 2) + n]) }
+        }
+        // The reference against a direct triple loop on the unpacked weight.
+        var direct = [Float](repeating: 0, count: m * n)
+        for r in 0..<m { for c in 0..<n {
+            var s: Double = 0
+            for i in 0..<k { s += Double(x[r * (k + 3) + i]) * Double(w[c * k + i]) }
+            direct[r * n + c] = Float(s) + bias[c]
+        } }
+        var ref = [Float](repeating: 0, count: m * n)
+        dino_gemm_packed_ref(x, k + 3, m, k, packed, n, bias, &ref, n, DINO_GEMM_STORE, nil, DINO_ACT_GELU)
+        #expect(worstRelative(ref, direct).error < 1e-6)
+    }
+}

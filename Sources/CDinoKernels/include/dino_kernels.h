@@ -95,6 +95,28 @@ void dino_divide_rows(float *o, size_t ldo, size_t R, size_t D, const float *l);
 // y: [R, C] (row stride ldy) set to bias: [C] on every row (so a GEMM can accumulate onto it).
 void dino_fill_rows(float *y, size_t ldy, const float *bias, size_t R, size_t C);
 
+// --- GEMM against weights packed at load ------------------------------------------------
+// The weight w: [N, K] (PyTorch's [out, in]) is packed once into panels of 16 output columns:
+// [ceil(N/16)][K][16], zero-padded. Then out: [M, N] (row stride ldo) is computed from
+// x: [M, K] (row stride ldx) and finished by `mode`:
+//   DINO_GEMM_STORE       out = x · wᵀ + bias
+//   DINO_GEMM_ACTIVATION  out = act(x · wᵀ + bias)
+//   DINO_GEMM_RESIDUAL    out += gamma * (x · wᵀ + bias)  (LayerScale; plain add when gamma is NULL)
+// bias: [N] or NULL; gamma: [N] or NULL.
+typedef enum {
+    DINO_GEMM_STORE = 0,
+    DINO_GEMM_ACTIVATION = 1,
+    DINO_GEMM_RESIDUAL = 2,
+} dino_gemm_epilogue;
+
+size_t dino_packed_weight_count(size_t N, size_t K);
+void dino_pack_weight(const float *w, size_t N, size_t K, float *packed);
+void dino_gemm_packed(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t N, const float *bias,
+                      float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma, dino_activation act);
+void dino_gemm_packed_ref(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t N,
+                          const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
+                          dino_activation act);
+
 // --- Patch extraction (im2col of a stride-P, kernel-P convolution) ----------------
 // image: [B, Cin, H, W]; out: [B * (H/P) * (W/P), Cin * P * P], rows in row-major patch
 // order (y, then x), columns in the conv weight order (channel, ky, kx).

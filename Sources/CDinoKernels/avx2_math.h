@@ -1,0 +1,118 @@
+// Vector math shared by the AVX2 kernel files: masked loads and stores, horizontal reductions,
+// exp, sigmoid, exact GELU and the other FFN activations on 8 floats. Only included by files that
+// compile for x86-64 and call these after the dispatcher has checked for AVX2 + FMA.
+#ifndef DINO_AVX2_MATH_H
+#define DINO_AVX2_MATH_H
+
+#include "internal.h"
+
+#include <immintrin.h>
+#include <math.h>
+
+#define DINO_AVX2 __attribute__((target("avx2,fma")))
+
+// Lane mask for the `remaining` first lanes (all lanes when remaining >= 8).
+static inline DINO_AVX2 __m256i tail_mask(size_t remaining) {
+    int n = remaining >= 8 ? 8 : (int)remaining;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static inline DINO_AVX2 __m256 load(const float *p, __m256i m, size_t remaining) {
+    return remaining >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m);
+}
+
+static inline DINO_AVX2 void store(float *p, __m256i m, size_t remaining, __m256 v) {
+    if (remaining >= 8) _mm256_storeu_ps(p, v);
+    else _mm256_maskstore_ps(p, m, v);
+}
+
+static inline DINO_AVX2 float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline DINO_AVX2 float hmax(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// e^x: Cody-Waite range reduction to r in [-ln2/2, ln2/2], degree-6 polynomial (Cephes expf
+// coefficients), 2^n built in the exponent field. Relative error about 2 ulp; inputs below
+// -87.3 give 2^-126 instead of underflowing, inputs above 88.37 give +inf.
+static inline DINO_AVX2 __m256 exp256(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.37626f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 y = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+static inline DINO_AVX2 __m256 sigmoid256(__m256 x) {
+    __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+// Exact GELU through erfc: with z = |x| / sqrt 2 and t = 1 / (1 + z / 2),
+// erfc(z) = t exp(-z^2 - 1.26551223 + t (1.00002368 + ...)) with fractional error below
+// 1.2e-7 everywhere (Numerical Recipes, erfcc). Then 1 + erf(x / sqrt 2) is erfc(z) for
+// x < 0 and 2 - erfc(z) otherwise, which keeps the negative tail accurate.
+static inline DINO_AVX2 __m256 gelu256(__m256 x) {
+    __m256 absx = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+    __m256 z = _mm256_mul_ps(absx, _mm256_set1_ps(0.70710678118654752f));
+    __m256 one = _mm256_set1_ps(1.0f);
+    __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(z, _mm256_set1_ps(0.5f), one));
+    __m256 p = _mm256_set1_ps(0.17087277f);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.82215223f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.48851587f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.13520398f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.27886807f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.18628806f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.09678418f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.37409196f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.00002368f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.26551223f));
+    __m256 erfc = _mm256_mul_ps(t, exp256(_mm256_fnmadd_ps(z, z, p)));
+    __m256 negative = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
+    __m256 onePlusErf = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.0f), erfc), erfc, negative);
+    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), onePlusErf);
+}
+
+static inline DINO_AVX2 __m256 activation256(__m256 v, dino_activation act) {
+    switch (act) {
+    case DINO_ACT_GELU:
+        return gelu256(v);
+    case DINO_ACT_GELU_TANH: {
+        // tanh(u) = 1 - 2 / (e^{2u} + 1)
+        __m256 u = _mm256_mul_ps(
+            _mm256_set1_ps(0.79788456080286536f),
+            _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), v), _mm256_mul_ps(v, v), v));
+        __m256 one = _mm256_set1_ps(1.0f);
+        __m256 e = exp256(_mm256_add_ps(u, u));
+        __m256 th = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+        return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), _mm256_add_ps(one, th));
+    }
+    case DINO_ACT_RELU:
+        return _mm256_max_ps(v, _mm256_setzero_ps());
+    case DINO_ACT_SILU:
+        return _mm256_mul_ps(v, sigmoid256(v));
+    case DINO_ACT_QUICK_GELU:
+        return _mm256_mul_ps(v, sigmoid256(_mm256_mul_ps(v, _mm256_set1_ps(1.702f))));
+    }
+    return v;
+}
+
+
+#endif

@@ -1,0 +1,142 @@
+// GEMM against weights packed once at load: out[M, N] (op)= x[M, K] · wᵀ + bias, where w is a
+// PyTorch-layout weight [N, K]. Packing puts each panel of 16 output columns in K-major order
+// ([N/16][K][16], zero-padded), so the AVX2 micro-kernel reads 16 weights per step with two
+// aligned loads and never re-packs them (OpenBLAS packs the weight on every call, about an eighth
+// of a ViT-S forward pass). The activation rows are read in place.
+//
+// Dimension letters: M rows (tokens), N output features, K input features, P = N rounded up to 16.
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+size_t dino_packed_weight_count(size_t N, size_t K) { return (N + 15) / 16 * 16 * K; }
+
+void dino_pack_weight(const float *w, size_t N, size_t K, float *packed) {
+    size_t panels = (N + 15) / 16;
+    for (size_t p = 0; p < panels; p++) {
+        float *panel = packed + p * 16 * K;
+        for (size_t k = 0; k < K; k++) {
+            for (size_t j = 0; j < 16; j++) {
+                size_t n = p * 16 + j;
+                panel[k * 16 + j] = n < N ? w[n * K + k] : 0.0f;
+            }
+        }
+    }
+}
+
+static inline float epilogue_scalar(float acc, size_t n, const float *bias, dino_gemm_epilogue mode,
+                                    dino_activation act) {
+    float v = acc + (bias ? bias[n] : 0.0f);
+    return mode == DINO_GEMM_ACTIVATION ? dino_activation_scalar(v, act) : v;
+}
+
+void dino_gemm_packed_ref(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t N,
+                          const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
+                          dino_activation act) {
+    for (size_t m = 0; m < M; m++) {
+        for (size_t n = 0; n < N; n++) {
+            const float *panel = packed + (n / 16) * 16 * K;
+            double acc = 0;
+            for (size_t k = 0; k < K; k++) acc += (double)x[m * ldx + k] * panel[k * 16 + n % 16];
+            float v = epilogue_scalar((float)acc, n, bias, mode, act);
+            if (mode == DINO_GEMM_RESIDUAL) out[m * ldo + n] += gamma ? gamma[n] * v : v;
+            else out[m * ldo + n] = v;
+        }
+    }
+}
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include "avx2_math.h"
+
+// Up to 6 rows x 16 columns of out from the same 16-column weight panel: 12 accumulators, two
+// weight loads and one broadcast per row and step of K.
+#define ROWS 6
+
+// Masked loads and stores are slow on AMD cores, so full vectors use the plain ones.
+static inline DINO_AVX2 void finish(__m256 acc, float *dst, size_t n0, size_t valid, const float *bias,
+                                    dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
+    if (valid == 0) return;
+    __m256i mask = tail_mask(valid);
+    if (bias) acc = _mm256_add_ps(acc, load(bias + n0, mask, valid));
+    if (mode == DINO_GEMM_ACTIVATION) acc = activation256(acc, act);
+    if (mode == DINO_GEMM_RESIDUAL) {
+        __m256 old = load(dst, mask, valid);
+        acc = gamma ? _mm256_fmadd_ps(load(gamma + n0, mask, valid), acc, old) : _mm256_add_ps(old, acc);
+    }
+    store(dst, mask, valid, acc);
+}
+
+DINO_AVX2 void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t N,
+                                     const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode,
+                                     const float *gamma, dino_activation act) {
+    size_t panels = (N + 15) / 16;
+    // Blocks of rows small enough that their activations stay in L2 (about 192 KB) while every
+    // weight panel streams past them.
+    size_t block = (192 * 1024 / 4) / (K > 0 ? K : 1) / ROWS * ROWS;
+    if (block < ROWS) block = ROWS;
+    for (size_t mb = 0; mb < M; mb += block) {
+    size_t mend = M - mb < block ? M : mb + block;
+    for (size_t p = 0; p < panels; p++) {
+        const float *panel = packed + p * 16 * K;
+        size_t n0 = p * 16;
+        size_t valid = N - n0 < 16 ? N - n0 : 16;
+        for (size_t m0 = mb; m0 < mend; m0 += ROWS) {
+            size_t rows = mend - m0 < ROWS ? mend - m0 : ROWS;
+            const float *r0 = x + m0 * ldx;
+            // Rows past the end alias the last valid row; their results are not stored.
+            const float *r1 = x + (m0 + (rows > 1 ? 1 : 0)) * ldx;
+            const float *r2 = x + (m0 + (rows > 2 ? 2 : 0)) * ldx;
+            const float *r3 = x + (m0 + (rows > 3 ? 3 : 0)) * ldx;
+            const float *r4 = x + (m0 + (rows > 4 ? 4 : 0)) * ldx;
+            const float *r5 = x + (m0 + (rows > 5 ? 5 : 0)) * ldx;
+            __m256 a00 = _mm256_setzero_ps(), a01 = _mm256_setzero_ps();
+            __m256 a10 = _mm256_setzero_ps(), a11 = _mm256_setzero_ps();
+            __m256 a20 = _mm256_setzero_ps(), a21 = _mm256_setzero_ps();
+            __m256 a30 = _mm256_setzero_ps(), a31 = _mm256_setzero_ps();
+            __m256 a40 = _mm256_setzero_ps(), a41 = _mm256_setzero_ps();
+            __m256 a50 = _mm256_setzero_ps(), a51 = _mm256_setzero_ps();
+            const float *b = panel;
+            for (size_t k = 0; k < K; k++, b += 16) {
+                __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+                __m256 v;
+                v = _mm256_broadcast_ss(r0 + k);
+                a00 = _mm256_fmadd_ps(v, b0, a00);
+                a01 = _mm256_fmadd_ps(v, b1, a01);
+                v = _mm256_broadcast_ss(r1 + k);
+                a10 = _mm256_fmadd_ps(v, b0, a10);
+                a11 = _mm256_fmadd_ps(v, b1, a11);
+                v = _mm256_broadcast_ss(r2 + k);
+                a20 = _mm256_fmadd_ps(v, b0, a20);
+                a21 = _mm256_fmadd_ps(v, b1, a21);
+                v = _mm256_broadcast_ss(r3 + k);
+                a30 = _mm256_fmadd_ps(v, b0, a30);
+                a31 = _mm256_fmadd_ps(v, b1, a31);
+                v = _mm256_broadcast_ss(r4 + k);
+                a40 = _mm256_fmadd_ps(v, b0, a40);
+                a41 = _mm256_fmadd_ps(v, b1, a41);
+                v = _mm256_broadcast_ss(r5 + k);
+                a50 = _mm256_fmadd_ps(v, b0, a50);
+                a51 = _mm256_fmadd_ps(v, b1, a51);
+            }
+            __m256 acc[ROWS][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}, {a40, a41}, {a50, a51}};
+            for (size_t r = 0; r < rows; r++) {
+                float *dst = out + (m0 + r) * ldo + n0;
+                finish(acc[r][0], dst, n0, valid, bias, mode, gamma, act);
+                finish(acc[r][1], dst + 8, n0 + 8, valid > 8 ? valid - 8 : 0, bias, mode, gamma, act);
+            }
+        }
+    }
+    }
+}
+
+
+#else
+
+void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t N,
+                           const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
+                           dino_activation act) {
+    dino_gemm_packed_ref(x, ldx, M, K, packed, N, bias, out, ldo, mode, gamma, act);
+}
+
+#endif

@@ -74,8 +74,15 @@ void dino_online_softmax_block(float *s, size_t lds, size_t R, size_t Ck, float 
     else dino_online_softmax_block_ref(s, lds, R, Ck, scale, m, l, o, ldo, D);
 }
 
+void dino_gemm_packed_strided(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t panel_stride,
+                              size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode,
+                              const float *gamma, dino_activation act) {
+    if (resolve() == DINO_ISA_AVX2)
+        dino_gemm_packed_avx2(x, ldx, M, K, packed, panel_stride, N, bias, out, ldo, mode, gamma, act);
+    else dino_gemm_packed_ref(x, ldx, M, K, packed, panel_stride, N, bias, out, ldo, mode, gamma, act);
+}
+
 void dino_gemm_packed(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t N, const float *bias,
                       float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
-    if (resolve() == DINO_ISA_AVX2) dino_gemm_packed_avx2(x, ldx, M, K, packed, N, bias, out, ldo, mode, gamma, act);
-    else dino_gemm_packed_ref(x, ldx, M, K, packed, N, bias, out, ldo, mode, gamma, act);
+    dino_gemm_packed_strided(x, ldx, M, K, packed, 16 * K, N, bias, out, ldo, mode, gamma, act);
 }

@@ -12,18 +12,20 @@
 
 size_t dino_packed_weight_count(size_t N, size_t K) { return (N + 15) / 16 * 16 * K; }
 
-void dino_pack_weight(const float *w, size_t N, size_t K, float *packed) {
+void dino_pack_strided(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k, float *packed) {
     size_t panels = (N + 15) / 16;
     for (size_t p = 0; p < panels; p++) {
         float *panel = packed + p * 16 * K;
         for (size_t k = 0; k < K; k++) {
             for (size_t j = 0; j < 16; j++) {
                 size_t n = p * 16 + j;
-                panel[k * 16 + j] = n < N ? w[n * K + k] : 0.0f;
+                panel[k * 16 + j] = n < N ? w[n * stride_n + k * stride_k] : 0.0f;
             }
         }
     }
 }
+
+void dino_pack_weight(const float *w, size_t N, size_t K, float *packed) { dino_pack_strided(w, N, K, K, 1, packed); }
 
 static inline float epilogue_scalar(float acc, size_t n, const float *bias, dino_gemm_epilogue mode,
                                     dino_activation act) {
@@ -31,12 +33,12 @@ static inline float epilogue_scalar(float acc, size_t n, const float *bias, dino
     return mode == DINO_GEMM_ACTIVATION ? dino_activation_scalar(v, act) : v;
 }
 
-void dino_gemm_packed_ref(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t N,
-                          const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
+void dino_gemm_packed_ref(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t panel_stride,
+                          size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
                           dino_activation act) {
     for (size_t m = 0; m < M; m++) {
         for (size_t n = 0; n < N; n++) {
-            const float *panel = packed + (n / 16) * 16 * K;
+            const float *panel = packed + (n / 16) * panel_stride;
             double acc = 0;
             for (size_t k = 0; k < K; k++) acc += (double)x[m * ldx + k] * panel[k * 16 + n % 16];
             float v = epilogue_scalar((float)acc, n, bias, mode, act);
@@ -67,9 +69,9 @@ static inline DINO_AVX2 void finish(__m256 acc, float *dst, size_t n0, size_t va
     store(dst, mask, valid, acc);
 }
 
-DINO_AVX2 void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t N,
-                                     const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode,
-                                     const float *gamma, dino_activation act) {
+DINO_AVX2 void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const float *packed,
+                                     size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                                     dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
     size_t panels = (N + 15) / 16;
     // Blocks of rows small enough that their activations stay in L2 (about 192 KB) while every
     // weight panel streams past them.
@@ -78,7 +80,7 @@ DINO_AVX2 void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_
     for (size_t mb = 0; mb < M; mb += block) {
     size_t mend = M - mb < block ? M : mb + block;
     for (size_t p = 0; p < panels; p++) {
-        const float *panel = packed + p * 16 * K;
+        const float *panel = packed + p * panel_stride;
         size_t n0 = p * 16;
         size_t valid = N - n0 < 16 ? N - n0 : 16;
         for (size_t m0 = mb; m0 < mend; m0 += ROWS) {
@@ -133,10 +135,10 @@ DINO_AVX2 void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_
 
 #else
 
-void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t N,
-                           const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
+void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t panel_stride,
+                           size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
                            dino_activation act) {
-    dino_gemm_packed_ref(x, ldx, M, K, packed, N, bias, out, ldo, mode, gamma, act);
+    dino_gemm_packed_ref(x, ldx, M, K, packed, panel_stride, N, bias, out, ldo, mode, gamma, act);
 }
 
 #endif

@@ -16,8 +16,8 @@ void dino_residual_avx2(float *x, const float *y, const float *bias, const float
 void dino_softmax_avx2(float *x, size_t ldx, size_t R, size_t C, float scale);
 void dino_online_softmax_block_avx2(float *s, size_t lds, size_t R, size_t Ck, float scale, float *m, float *l,
                                     float *o, size_t ldo, size_t D);
-void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t N,
-                           const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
+void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t panel_stride,
+                           size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
                            dino_activation act);
 /// 1 when the AVX2 kernels were compiled for this architecture.
 int dino_avx2_compiled(void);

@@ -14,11 +14,17 @@ struct AttentionKernel {
     let threads: Int
 
     /// Query rows per tile of the streaming path.
-    static func queryBlock(tokens n: Int) -> Int { min(n, 256) }
-    /// Key columns per tile of the streaming path.
-    static func keyBlock(tokens n: Int) -> Int { min(n, 1024) }
+    static func queryBlock(tokens n: Int) -> Int { min(n, packedKernels ? 120 : 256) }
+    /// Key columns per tile of the streaming path (a multiple of 16 for the packed kernel).
+    static func keyBlock(tokens n: Int) -> Int { min(n, packedKernels ? 512 : 1024) }
     /// Scores one thread of the streaming path needs, `Bq * Bk`.
     static func blockScores(tokens n: Int) -> Int { queryBlock(tokens: n) * keyBlock(tokens: n) }
+    /// Floats one thread needs for the packed keys and values of one head.
+    static func packedHead(tokens n: Int, headDim d: Int) -> Int {
+        packedKernels ? dino_packed_weight_count(n, d) + dino_packed_weight_count(d, n) : 0
+    }
+    /// Whether the AVX2 packed-GEMM kernels run the attention (else OpenBLAS).
+    static var packedKernels: Bool { dino_kernels_active_isa() == DINO_ISA_AVX2 }
 
     private var scale: Float { 1 / Float(headDim).squareRoot() }
     private var width: Int { heads * headDim }
@@ -46,6 +52,52 @@ struct AttentionKernel {
     /// with an online softmax (running max and sum per row, output rescaled as the max grows),
     /// so memory stays `threads * Bq * Bk` at any resolution.
     func streaming(qkv: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, workspace: Workspace) {
+        if Self.packedKernels {
+            streamingPacked(qkv: qkv, into: out, workspace: workspace)
+        } else {
+            streamingBLAS(qkv: qkv, into: out, workspace: workspace)
+        }
+    }
+
+    /// The streaming attention on the packed-GEMM kernel: each thread takes whole (image, head)
+    /// pairs, packs that head's keys ([N, D]) and values (transposed, [D, N]) once, and runs both
+    /// products of every tile on them (OpenBLAS would re-pack both for every tile).
+    private func streamingPacked(qkv: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, workspace: Workspace) {
+        let (n, d, c) = (tokens, headDim, width)
+        let bq = Self.queryBlock(tokens: n), bk = Self.keyBlock(tokens: n)
+        let keysSize = dino_packed_weight_count(n, d), perThread = Self.packedHead(tokens: n, headDim: d)
+        ComputeThreads.parallelFor(batch * heads, threads: threads, granularity: 1, minimumPerPart: 1) { part, pairs in
+            let tile = workspace.scores + part * bq * bk
+            let rowMax = workspace.rowMax + part * bq, rowSum = workspace.rowSum + part * bq
+            let keys = workspace.packedHeads + part * perThread, values = keys + keysSize
+            for pair in pairs {
+                let (i, head) = (pair / heads, pair % heads)
+                let base = qkv + i * n * 3 * c + head * d
+                dino_pack_strided(base + c, n, d, 3 * c, 1, keys)
+                dino_pack_strided(base + 2 * c, d, n, 1, 3 * c, values)
+                for first in stride(from: 0, to: n, by: bq) {
+                    let rows = min(bq, n - first)
+                    let q = base + first * 3 * c
+                    let o = out + (i * n + first) * c + head * d
+                    rowMax.update(repeating: -.infinity, count: rows)
+                    rowSum.update(repeating: 0, count: rows)
+                    for r in 0..<rows { (o + r * c).update(repeating: 0, count: d) }
+                    for key in stride(from: 0, to: n, by: bk) {
+                        let columns = min(bk, n - key)
+                        dino_gemm_packed_strided(q, 3 * c, rows, d, keys + key * d, 16 * d, columns, nil, tile, bk,
+                                                 DINO_GEMM_STORE, nil, DINO_ACT_GELU)
+                        dino_online_softmax_block(tile, bk, rows, columns, scale, rowMax, rowSum, o, c, d)
+                        dino_gemm_packed_strided(tile, bk, rows, columns, values + key * 16, 16 * n, d, nil, o, c,
+                                                 DINO_GEMM_RESIDUAL, nil, DINO_ACT_GELU)
+                    }
+                    dino_divide_rows(o, c, rows, d, rowSum)
+                }
+            }
+        }
+    }
+
+    /// The streaming attention on OpenBLAS, for CPUs without AVX2.
+    private func streamingBLAS(qkv: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, workspace: Workspace) {
         let (n, d, c) = (tokens, headDim, width)
         let bq = Self.queryBlock(tokens: n), bk = Self.keyBlock(tokens: n)
         let queryBlocks = (n + bq - 1) / bq

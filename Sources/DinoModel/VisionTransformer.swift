@@ -309,7 +309,8 @@ public final class VisionTransformer: Sendable {
         let workspace = Workspace(rows: rows, tokens: n, hidden: c, ffnWidth: cfg.ffnHiddenSize, swiglu: cfg.useSwigluFFN,
                                   patchRows: b * patches, patchColumns: weights.patchEmbedding.inFeatures, threads: threads,
                                   scoresPerThread: max(fullAttention ? n * n : 0, AttentionKernel.blockScores(tokens: n)),
-                                  rowStatisticsPerThread: AttentionKernel.queryBlock(tokens: n))
+                                  rowStatisticsPerThread: AttentionKernel.queryBlock(tokens: n),
+                                  packedHeadPerThread: AttentionKernel.packedHead(tokens: n, headDim: d))
         let x = workspace.x
         let ops = RowKernels(threads: threads)
 
@@ -434,6 +435,8 @@ final class Workspace {
     /// Running max and sum of the streaming softmax, per thread one query block each.
     let rowMax: UnsafeMutablePointer<Float>
     let rowSum: UnsafeMutablePointer<Float>
+    /// Packed keys and values of one head per thread (packed-kernel attention).
+    let packedHeads: UnsafeMutablePointer<Float>
     /// im2col patches `[B * h * w, K]`.
     let patches: UnsafeMutablePointer<Float>
     /// Patch projections `[B * h * w, C]`.
@@ -441,7 +444,7 @@ final class Workspace {
     private let all: [UnsafeMutablePointer<Float>]
 
     init(rows: Int, tokens: Int, hidden c: Int, ffnWidth f: Int, swiglu: Bool, patchRows: Int, patchColumns: Int, threads: Int,
-         scoresPerThread: Int, rowStatisticsPerThread: Int) {
+         scoresPerThread: Int, rowStatisticsPerThread: Int, packedHeadPerThread: Int) {
         func make(_ count: Int) -> UnsafeMutablePointer<Float> {
             let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
             pointer.initialize(repeating: 0, count: max(count, 1))
@@ -457,9 +460,10 @@ final class Workspace {
         scores = make(threads * scoresPerThread)
         rowMax = make(threads * rowStatisticsPerThread)
         rowSum = make(threads * rowStatisticsPerThread)
+        packedHeads = make(threads * packedHeadPerThread)
         patches = make(patchRows * patchColumns)
         embedded = make(patchRows * c)
-        all = [x, normed, qkv, attention, branch, hidden, gate, scores, rowMax, rowSum, patches, embedded]
+        all = [x, normed, qkv, attention, branch, hidden, gate, scores, rowMax, rowSum, packedHeads, patches, embedded]
     }
 
     deinit {

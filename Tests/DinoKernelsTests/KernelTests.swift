@@ -264,7 +264,7 @@ struct PackedGemmTests {
             let start = randomFloats(m * (n + 2), seed: 45)  // row stride n + 2; residual adds onto it
             var fast = start, ref = start
             dino_gemm_packed(x, k + 3, m, k, packed, n, bias, &fast, n + 2, mode, gamma, DINO_ACT_GELU)
-            dino_gemm_packed_ref(x, k + 3, m, k, packed, n, bias, &ref, n + 2, mode, gamma, DINO_ACT_GELU)
+            dino_gemm_packed_ref(x, k + 3, m, k, packed, 16 * k, n, bias, &ref, n + 2, mode, gamma, DINO_ACT_GELU)
             let over = (0..<fast.count).filter { abs(Double(fast[$0]) - Double(ref[$0])) > bound[$0] }
             #expect(over.isEmpty, "\(m)x\(n)x\(k) mode \(mode.rawValue): \(over.count) values beyond the summation bound, first at \(over.first ?? -1)")
             // The padding columns between rows are never written.
@@ -278,7 +278,7 @@ struct PackedGemmTests {
             direct[r * n + c] = Float(s) + bias[c]
         } }
         var ref = [Float](repeating: 0, count: m * n)
-        dino_gemm_packed_ref(x, k + 3, m, k, packed, n, bias, &ref, n, DINO_GEMM_STORE, nil, DINO_ACT_GELU)
+        dino_gemm_packed_ref(x, k + 3, m, k, packed, 16 * k, n, bias, &ref, n, DINO_GEMM_STORE, nil, DINO_ACT_GELU)
         #expect(worstRelative(ref, direct).error < 1e-6)
     }
 }

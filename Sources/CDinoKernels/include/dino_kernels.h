@@ -111,10 +111,18 @@ typedef enum {
 
 size_t dino_packed_weight_count(size_t N, size_t K);
 void dino_pack_weight(const float *w, size_t N, size_t K, float *packed);
+// Packs any strided N x K matrix the same way: element (n, k) at w[n * stride_n + k * stride_k]
+// (attention packs the keys of one head as [keys, D] and its values transposed as [D, keys]).
+void dino_pack_strided(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k, float *packed);
 void dino_gemm_packed(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t N, const float *bias,
                       float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma, dino_activation act);
-void dino_gemm_packed_ref(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t N,
-                          const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
+// As dino_gemm_packed with the panels panel_stride floats apart (16 K when packed whole; a slice
+// of keys of a wider packed matrix keeps the wider stride).
+void dino_gemm_packed_strided(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t panel_stride,
+                              size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode,
+                              const float *gamma, dino_activation act);
+void dino_gemm_packed_ref(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t panel_stride,
+                          size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
                           dino_activation act);
 
 // --- Patch extraction (im2col of a stride-P, kernel-P convolution) ----------------

@@ -55,16 +55,22 @@ void dino_gemm_packed_ref(const float *x, size_t ldx, size_t M, size_t K, const 
 // weight loads and one broadcast per row and step of K.
 #define ROWS 6
 
+// Finishes one 8-column vector of a tile for one block of K. The sum over K arrives in pieces
+// (`first` / `last` block), each applied in place: stored sums add up in `out`, the activation
+// waits for the last piece, and residual pieces each add gamma * piece (exact by linearity).
 // Masked loads and stores are slow on AMD cores, so full vectors use the plain ones.
 static inline DINO_AVX2 void finish(__m256 acc, float *dst, size_t n0, size_t valid, const float *bias,
-                                    dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
+                                    dino_gemm_epilogue mode, const float *gamma, dino_activation act, int first,
+                                    int last) {
     if (valid == 0) return;
     __m256i mask = tail_mask(valid);
-    if (bias) acc = _mm256_add_ps(acc, load(bias + n0, mask, valid));
-    if (mode == DINO_GEMM_ACTIVATION) acc = activation256(acc, act);
+    if (first && bias) acc = _mm256_add_ps(acc, load(bias + n0, mask, valid));
     if (mode == DINO_GEMM_RESIDUAL) {
         __m256 old = load(dst, mask, valid);
         acc = gamma ? _mm256_fmadd_ps(load(gamma + n0, mask, valid), acc, old) : _mm256_add_ps(old, acc);
+    } else {
+        if (!first) acc = _mm256_add_ps(acc, load(dst, mask, valid));
+        if (last && mode == DINO_GEMM_ACTIVATION) acc = activation256(acc, act);
     }
     store(dst, mask, valid, acc);
 }
@@ -72,66 +78,69 @@ static inline DINO_AVX2 void finish(__m256 acc, float *dst, size_t n0, size_t va
 DINO_AVX2 void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const float *packed,
                                      size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
                                      dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
+    // Blocking: KC steps of K keep a panel slice (KC x 16 floats, 24 KB) in L1 while it serves
+    // MC rows, whose KC-long slices of x (MC x KC floats, 180 KB) stay in L2 across all panels.
+    const size_t KC = 384, MC = 120;
     size_t panels = (N + 15) / 16;
-    // Blocks of rows small enough that their activations stay in L2 (about 192 KB) while every
-    // weight panel streams past them.
-    size_t block = (192 * 1024 / 4) / (K > 0 ? K : 1) / ROWS * ROWS;
-    if (block < ROWS) block = ROWS;
-    for (size_t mb = 0; mb < M; mb += block) {
-    size_t mend = M - mb < block ? M : mb + block;
-    for (size_t p = 0; p < panels; p++) {
-        const float *panel = packed + p * panel_stride;
-        size_t n0 = p * 16;
-        size_t valid = N - n0 < 16 ? N - n0 : 16;
-        for (size_t m0 = mb; m0 < mend; m0 += ROWS) {
-            size_t rows = mend - m0 < ROWS ? mend - m0 : ROWS;
-            const float *r0 = x + m0 * ldx;
-            // Rows past the end alias the last valid row; their results are not stored.
-            const float *r1 = x + (m0 + (rows > 1 ? 1 : 0)) * ldx;
-            const float *r2 = x + (m0 + (rows > 2 ? 2 : 0)) * ldx;
-            const float *r3 = x + (m0 + (rows > 3 ? 3 : 0)) * ldx;
-            const float *r4 = x + (m0 + (rows > 4 ? 4 : 0)) * ldx;
-            const float *r5 = x + (m0 + (rows > 5 ? 5 : 0)) * ldx;
-            __m256 a00 = _mm256_setzero_ps(), a01 = _mm256_setzero_ps();
-            __m256 a10 = _mm256_setzero_ps(), a11 = _mm256_setzero_ps();
-            __m256 a20 = _mm256_setzero_ps(), a21 = _mm256_setzero_ps();
-            __m256 a30 = _mm256_setzero_ps(), a31 = _mm256_setzero_ps();
-            __m256 a40 = _mm256_setzero_ps(), a41 = _mm256_setzero_ps();
-            __m256 a50 = _mm256_setzero_ps(), a51 = _mm256_setzero_ps();
-            const float *b = panel;
-            for (size_t k = 0; k < K; k++, b += 16) {
-                __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-                __m256 v;
-                v = _mm256_broadcast_ss(r0 + k);
-                a00 = _mm256_fmadd_ps(v, b0, a00);
-                a01 = _mm256_fmadd_ps(v, b1, a01);
-                v = _mm256_broadcast_ss(r1 + k);
-                a10 = _mm256_fmadd_ps(v, b0, a10);
-                a11 = _mm256_fmadd_ps(v, b1, a11);
-                v = _mm256_broadcast_ss(r2 + k);
-                a20 = _mm256_fmadd_ps(v, b0, a20);
-                a21 = _mm256_fmadd_ps(v, b1, a21);
-                v = _mm256_broadcast_ss(r3 + k);
-                a30 = _mm256_fmadd_ps(v, b0, a30);
-                a31 = _mm256_fmadd_ps(v, b1, a31);
-                v = _mm256_broadcast_ss(r4 + k);
-                a40 = _mm256_fmadd_ps(v, b0, a40);
-                a41 = _mm256_fmadd_ps(v, b1, a41);
-                v = _mm256_broadcast_ss(r5 + k);
-                a50 = _mm256_fmadd_ps(v, b0, a50);
-                a51 = _mm256_fmadd_ps(v, b1, a51);
-            }
-            __m256 acc[ROWS][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}, {a40, a41}, {a50, a51}};
-            for (size_t r = 0; r < rows; r++) {
-                float *dst = out + (m0 + r) * ldo + n0;
-                finish(acc[r][0], dst, n0, valid, bias, mode, gamma, act);
-                finish(acc[r][1], dst + 8, n0 + 8, valid > 8 ? valid - 8 : 0, bias, mode, gamma, act);
+    for (size_t k0 = 0; k0 < K || k0 == 0; k0 += KC) {
+        size_t kend = K - k0 < KC ? K : k0 + KC;
+        int first = k0 == 0, last = kend == K;
+        for (size_t mb = 0; mb < M; mb += MC) {
+            size_t mend = M - mb < MC ? M : mb + MC;
+            for (size_t p = 0; p < panels; p++) {
+                const float *panel = packed + p * panel_stride + k0 * 16;
+                size_t n0 = p * 16;
+                size_t valid = N - n0 < 16 ? N - n0 : 16;
+                for (size_t m0 = mb; m0 < mend; m0 += ROWS) {
+                    size_t rows = mend - m0 < ROWS ? mend - m0 : ROWS;
+                    const float *r0 = x + m0 * ldx + k0;
+                    // Rows past the end alias the last valid row; their results are not stored.
+                    const float *r1 = x + (m0 + (rows > 1 ? 1 : 0)) * ldx + k0;
+                    const float *r2 = x + (m0 + (rows > 2 ? 2 : 0)) * ldx + k0;
+                    const float *r3 = x + (m0 + (rows > 3 ? 3 : 0)) * ldx + k0;
+                    const float *r4 = x + (m0 + (rows > 4 ? 4 : 0)) * ldx + k0;
+                    const float *r5 = x + (m0 + (rows > 5 ? 5 : 0)) * ldx + k0;
+                    __m256 a00 = _mm256_setzero_ps(), a01 = _mm256_setzero_ps();
+                    __m256 a10 = _mm256_setzero_ps(), a11 = _mm256_setzero_ps();
+                    __m256 a20 = _mm256_setzero_ps(), a21 = _mm256_setzero_ps();
+                    __m256 a30 = _mm256_setzero_ps(), a31 = _mm256_setzero_ps();
+                    __m256 a40 = _mm256_setzero_ps(), a41 = _mm256_setzero_ps();
+                    __m256 a50 = _mm256_setzero_ps(), a51 = _mm256_setzero_ps();
+                    const float *b = panel;
+                    for (size_t k = 0; k < kend - k0; k++, b += 16) {
+                        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+                        __m256 v;
+                        v = _mm256_broadcast_ss(r0 + k);
+                        a00 = _mm256_fmadd_ps(v, b0, a00);
+                        a01 = _mm256_fmadd_ps(v, b1, a01);
+                        v = _mm256_broadcast_ss(r1 + k);
+                        a10 = _mm256_fmadd_ps(v, b0, a10);
+                        a11 = _mm256_fmadd_ps(v, b1, a11);
+                        v = _mm256_broadcast_ss(r2 + k);
+                        a20 = _mm256_fmadd_ps(v, b0, a20);
+                        a21 = _mm256_fmadd_ps(v, b1, a21);
+                        v = _mm256_broadcast_ss(r3 + k);
+                        a30 = _mm256_fmadd_ps(v, b0, a30);
+                        a31 = _mm256_fmadd_ps(v, b1, a31);
+                        v = _mm256_broadcast_ss(r4 + k);
+                        a40 = _mm256_fmadd_ps(v, b0, a40);
+                        a41 = _mm256_fmadd_ps(v, b1, a41);
+                        v = _mm256_broadcast_ss(r5 + k);
+                        a50 = _mm256_fmadd_ps(v, b0, a50);
+                        a51 = _mm256_fmadd_ps(v, b1, a51);
+                    }
+                    __m256 acc[ROWS][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}, {a40, a41}, {a50, a51}};
+                    for (size_t r = 0; r < rows; r++) {
+                        float *dst = out + (m0 + r) * ldo + n0;
+                        finish(acc[r][0], dst, n0, valid, bias, mode, gamma, act, first, last);
+                        finish(acc[r][1], dst + 8, n0 + 8, valid > 8 ? valid - 8 : 0, bias, mode, gamma, act, first, last);
+                    }
+                }
             }
         }
-    }
+        if (K == 0) break;
     }
 }
-
 
 #else
 

@@ -18,19 +18,23 @@ public enum CheckpointNaming: String, Sendable, Equatable {
 struct CheckpointLoader {
     let source: any TensorSource
     let configuration: DinoConfiguration
+    /// Pack GEMM weights as they are read (for the AVX2 kernel), so loading never holds both
+    /// layouts of the whole model at once.
+    let pack: Bool
     private let names: Set<String>
     private var used = Set<String>()
     private var prefix = ""
 
-    init(source: any TensorSource, configuration: DinoConfiguration) {
+    init(source: any TensorSource, configuration: DinoConfiguration, pack: Bool) {
         self.source = source
         self.configuration = configuration
+        self.pack = pack
         self.names = Set(source.tensorNames)
     }
 
     /// Reads all weights and reports the naming found.
-    static func load(source: any TensorSource, configuration: DinoConfiguration) throws(DinoModelError) -> (ModelWeights, CheckpointNaming) {
-        var loader = CheckpointLoader(source: source, configuration: configuration)
+    static func load(source: any TensorSource, configuration: DinoConfiguration, pack: Bool) throws(DinoModelError) -> (ModelWeights, CheckpointNaming) {
+        var loader = CheckpointLoader(source: source, configuration: configuration, pack: pack)
         let naming = try loader.detectNaming()
         let weights: ModelWeights
         switch naming {
@@ -106,6 +110,9 @@ struct CheckpointLoader {
             outFeatures: out, inFeatures: inFeatures)
     }
 
+    /// `layer` packed for the GEMM kernel when the loader packs.
+    private func gemm(_ layer: LinearWeights) -> LinearWeights { pack ? layer.packedForGEMM() : layer }
+
     private mutating func layerNorm(_ name: String) throws(DinoModelError) -> LayerNormWeights {
         let c = configuration.hiddenSize
         return LayerNormWeights(weight: try take(name + ".weight", [c]), bias: try take(name + ".bias", [c]))
@@ -146,9 +153,9 @@ struct CheckpointLoader {
     private mutating func feedForward(swiglu names: (String, String), mlp: String) throws(DinoModelError) -> FeedForwardWeights {
         let (c, f) = (configuration.hiddenSize, configuration.ffnHiddenSize)
         if configuration.useSwigluFFN {
-            return .swiglu(weightsIn: try linear(names.0, out: 2 * f, in: c), weightsOut: try linear(names.1, out: c, in: f))
+            return .swiglu(weightsIn: gemm(try linear(names.0, out: 2 * f, in: c)), weightsOut: gemm(try linear(names.1, out: c, in: f)))
         }
-        return .mlp(fc1: try linear(mlp + ".fc1", out: f, in: c), fc2: try linear(mlp + ".fc2", out: c, in: f))
+        return .mlp(fc1: gemm(try linear(mlp + ".fc1", out: f, in: c)), fc2: gemm(try linear(mlp + ".fc2", out: c, in: f)))
     }
 
     // MARK: - HF transformers
@@ -165,11 +172,11 @@ struct CheckpointLoader {
             let feedForward = try feedForward(swiglu: (layer + "mlp.weights_in", layer + "mlp.weights_out"), mlp: layer + "mlp")
             blocks.append(BlockWeights(
                 norm1: try layerNorm(layer + "norm1"),
-                qkv: LinearWeights(
+                qkv: gemm(LinearWeights(
                     weight: q.weight + k.weight + v.weight,
                     bias: configuration.qkvBias ? (q.bias ?? []) + (k.bias ?? []) + (v.bias ?? []) : nil,
-                    outFeatures: 3 * c, inFeatures: c),
-                projection: try linear(layer + "attention.output.dense", out: c, in: c),
+                    outFeatures: 3 * c, inFeatures: c)),
+                projection: gemm(try linear(layer + "attention.output.dense", out: c, in: c)),
                 layerScale1: try take(layer + "layer_scale1.lambda1", [c]),
                 norm2: try layerNorm(layer + "norm2"),
                 feedForward: feedForward,
@@ -178,10 +185,10 @@ struct CheckpointLoader {
         // The plain Dinov2Config may disable the mask token (use_mask_token = false).
         let maskToken = has("embeddings.mask_token") ? try take("embeddings.mask_token", [1, c]) : nil
         return ModelWeights(
-            patchEmbedding: LinearWeights(
+            patchEmbedding: gemm(LinearWeights(
                 weight: try take("embeddings.patch_embeddings.projection.weight", patchShape),
                 bias: try take("embeddings.patch_embeddings.projection.bias", [c]),
-                outFeatures: c, inFeatures: patchColumns),
+                outFeatures: c, inFeatures: patchColumns)),
             clsToken: try take("embeddings.cls_token", [1, 1, c]),
             maskToken: maskToken,
             registerTokens: r > 0 ? try take("embeddings.register_tokens", [1, r, c]) : [],
@@ -206,8 +213,8 @@ struct CheckpointLoader {
             let feedForward = try feedForward(swiglu: swiglu, mlp: block + "mlp")
             blocks.append(BlockWeights(
                 norm1: try layerNorm(block + "norm1"),
-                qkv: try linear(block + "attn.qkv", out: 3 * c, in: c, bias: configuration.qkvBias),
-                projection: try linear(block + "attn.proj", out: c, in: c),
+                qkv: gemm(try linear(block + "attn.qkv", out: 3 * c, in: c, bias: configuration.qkvBias)),
+                projection: gemm(try linear(block + "attn.proj", out: c, in: c)),
                 layerScale1: hasLayerScale ? try take(block + "ls1.gamma", [c]) : nil,
                 norm2: try layerNorm(block + "norm2"),
                 feedForward: feedForward,
@@ -227,10 +234,10 @@ struct CheckpointLoader {
         let registerTokens = r > 0 ? try take(registerName, [1, r, c]) : []
         let maskToken = has("mask_token") ? try take("mask_token", [1, c]) : nil
         return ModelWeights(
-            patchEmbedding: LinearWeights(
+            patchEmbedding: gemm(LinearWeights(
                 weight: try take("patch_embed.proj.weight", patchShape),
                 bias: try take("patch_embed.proj.bias", [c]),
-                outFeatures: c, inFeatures: patchColumns),
+                outFeatures: c, inFeatures: patchColumns)),
             clsToken: clsToken,
             maskToken: maskToken,
             registerTokens: registerTokens,

@@ -59,24 +59,6 @@ struct BlockWeights: Sendable {
 
 /// All weights of a model.
 struct ModelWeights: Sendable {
-    /// The same weights with every GEMM weight packed for the AVX2 kernel.
-    func packedForGEMM() -> ModelWeights {
-        var copy = self
-        copy.patchEmbedding = patchEmbedding.packedForGEMM()
-        copy.blocks = blocks.map { block in
-            var b = block
-            b.qkv = block.qkv.packedForGEMM()
-            b.projection = block.projection.packedForGEMM()
-            switch block.feedForward {
-            case let .mlp(fc1, fc2): b.feedForward = .mlp(fc1: fc1.packedForGEMM(), fc2: fc2.packedForGEMM())
-            case let .swiglu(weightsIn, weightsOut):
-                b.feedForward = .swiglu(weightsIn: weightsIn.packedForGEMM(), weightsOut: weightsOut.packedForGEMM())
-            }
-            return b
-        }
-        return copy
-    }
-
     /// Patch projection: conv weight `[C, channels, P, P]` flattened to `[C, K]`.
     var patchEmbedding: LinearWeights
     /// `[C]`.

@@ -103,12 +103,13 @@ public final class VisionTransformer: Sendable {
     ///   scale factor for original Meta plain models.
     public init(configuration: DinoConfiguration, weights source: any TensorSource, positionInterpolation: PositionInterpolation? = nil) throws(DinoModelError) {
         try configuration.validate()
-        let (weights, naming) = try CheckpointLoader.load(source: source, configuration: configuration)
+        // Packed once while loading, the weights are never re-packed per call; without AVX2 they
+        // stay in PyTorch's layout for OpenBLAS.
+        let (weights, naming) = try CheckpointLoader.load(source: source, configuration: configuration,
+                                                          pack: dino_kernels_active_isa() == DINO_ISA_AVX2)
         self.configuration = configuration
         self.naming = naming
-        // Packed once here, the weights are never re-packed per call; without AVX2 they stay in
-        // PyTorch's layout for OpenBLAS.
-        self.weights = dino_kernels_active_isa() == DINO_ISA_AVX2 ? weights.packedForGEMM() : weights
+        self.weights = weights
         self.activation = Self.kernelActivation(Activation(configName: configuration.hiddenAct) ?? .gelu)
         if let positionInterpolation {
             self.positionInterpolation = positionInterpolation

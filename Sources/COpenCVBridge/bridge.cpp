@@ -29,6 +29,20 @@ uint8_t *to_rgb_buffer(const cv::Mat &bgr) {
     return pixels;
 }
 
+// Hands encoded bytes to the caller as a malloc'd buffer.
+dino_cv_status give_bytes(const std::vector<uint8_t> &bytes, uint8_t **out, size_t *out_size, char *message,
+                          size_t message_size) {
+    auto *buffer = static_cast<uint8_t *>(std::malloc(bytes.empty() ? 1 : bytes.size()));
+    if (buffer == nullptr) {
+        write_message(message, message_size, "out of memory");
+        return DINO_CV_INTERNAL;
+    }
+    std::memcpy(buffer, bytes.data(), bytes.size());
+    *out = buffer;
+    *out_size = bytes.size();
+    return DINO_CV_OK;
+}
+
 } // namespace
 
 extern "C" dino_cv_status dino_cv_decode(const uint8_t *data, size_t size, int64_t max_pixels, dino_cv_image *out,
@@ -92,15 +106,7 @@ extern "C" dino_cv_status dino_cv_encode(const uint8_t *rgb, int32_t width, int3
             write_message(message, message_size, "OpenCV could not encode " + ext);
             return DINO_CV_ENCODE_FAILED;
         }
-        auto *buffer = static_cast<uint8_t *>(std::malloc(bytes.empty() ? 1 : bytes.size()));
-        if (buffer == nullptr) {
-            write_message(message, message_size, "out of memory");
-            return DINO_CV_INTERNAL;
-        }
-        std::memcpy(buffer, bytes.data(), bytes.size());
-        *out = buffer;
-        *out_size = bytes.size();
-        return DINO_CV_OK;
+        return give_bytes(bytes, out, out_size, message, message_size);
     } catch (const std::exception &e) {
         write_message(message, message_size, e.what());
         return DINO_CV_ENCODE_FAILED;
@@ -165,15 +171,7 @@ extern "C" dino_cv_status dino_cv_encode_grey16_png(const uint16_t *samples, int
             write_message(message, message_size, "OpenCV could not encode the PNG");
             return DINO_CV_ENCODE_FAILED;
         }
-        auto *buffer = static_cast<uint8_t *>(std::malloc(bytes.empty() ? 1 : bytes.size()));
-        if (buffer == nullptr) {
-            write_message(message, message_size, "out of memory");
-            return DINO_CV_INTERNAL;
-        }
-        std::memcpy(buffer, bytes.data(), bytes.size());
-        *out = buffer;
-        *out_size = bytes.size();
-        return DINO_CV_OK;
+        return give_bytes(bytes, out, out_size, message, message_size);
     } catch (const std::exception &e) {
         write_message(message, message_size, e.what());
         return DINO_CV_ENCODE_FAILED;

@@ -69,10 +69,7 @@ struct ClassifyCommand: ParsableCommand {
             return []
         }
         if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let data = try encoder.encode(results)
-            try AtomicFile.write(to: URL(fileURLWithPath: json)) { try $0.write(contentsOf: data) }
+            try writeJSON(results, to: URL(fileURLWithPath: json))
         }
         try batches.finish()
     }

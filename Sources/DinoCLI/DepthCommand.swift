@@ -367,10 +367,7 @@ struct DepthEvalCommand: ParsableCommand {
             let report = Report(settings: .init(model: name, minDepth: minDepth, maxDepth: maxDepth, crop: evaluation.crop, alignment: alignment,
                                                 depthScale: scale),
                                 images: results, mean: mean, failed: failures)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let data = try encoder.encode(report)
-            try AtomicFile.write(to: URL(fileURLWithPath: json)) { try $0.write(contentsOf: data) }
+            try writeJSON(report, to: URL(fileURLWithPath: json))
         }
         // An interrupted run exits as ImageBatches says (128 + signal), failures with 1.
         try modelRun?.finish()

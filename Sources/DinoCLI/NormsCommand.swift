@@ -85,10 +85,7 @@ struct NormsCommand: ParsableCommand {
                 do {
                     let picture = PatchMap(height: gh, width: gw, values: patchNorms).colored(map).render(for: item.prepared, interpolation: .nearest)
                     try ImageIO.write(picture, to: outputFolder.appendingPathComponent("\(item.outputStem).norms.png"))
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                    let json = try encoder.encode(report)
-                    try AtomicFile.write(to: outputFolder.appendingPathComponent("\(item.outputStem).norms.json")) { try $0.write(contentsOf: json) }
+                    try writeJSON(report, to: outputFolder.appendingPathComponent("\(item.outputStem).norms.json"))
                 } catch {
                     failed.append((item, "\(error)"))
                 }

@@ -1,3 +1,4 @@
+import DinoTensor
 import Foundation
 import Synchronization
 
@@ -66,4 +67,12 @@ final class ProgressBar: Sendable {
 /// Writes a line to standard error.
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Writes `value` as pretty-printed JSON with sorted keys, atomically.
+func writeJSON<Value: Encodable>(_ value: Value, to url: URL) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    let data = try encoder.encode(value)
+    try AtomicFile.write(to: url) { try $0.write(contentsOf: data) }
 }

@@ -94,10 +94,7 @@ struct SegmentCommand: ParsableCommand {
             return failed
         }
         if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let data = try encoder.encode(reports)
-            try AtomicFile.write(to: URL(fileURLWithPath: json)) { try $0.write(contentsOf: data) }
+            try writeJSON(reports, to: URL(fileURLWithPath: json))
         }
         try batches.finish()
     }

@@ -30,13 +30,20 @@ public enum ImageIO {
     /// Reads and decodes the image file at `url` to 8-bit RGB (EXIF orientation applied; grey,
     /// palette, alpha and 16-bit images converted).
     public static func read(_ url: URL, maxPixels: Int = defaultMaxPixels) throws(ImageError) -> RGBImage {
-        let data: Data
+        try decode(contents(of: url), name: url.path, maxPixels: maxPixels)
+    }
+
+    private static func contents(of url: URL) throws(ImageError) -> Data {
         do {
-            data = try Data(contentsOf: url, options: .mappedIfSafe)
+            return try Data(contentsOf: url, options: .mappedIfSafe)
         } catch {
             throw .cannotRead(path: url.path, reason: (error as NSError).localizedDescription)
         }
-        return try decode(data, name: url.path, maxPixels: maxPixels)
+    }
+
+    /// The NUL-terminated text the bridge wrote into `message`.
+    private static func text(_ message: [CChar]) -> String {
+        String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Decodes encoded image bytes; `name` is used in error messages.
@@ -64,7 +71,7 @@ public enum ImageIO {
         let status = data.withUnsafeBytes { raw in
             dino_cv_decode(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, Int64(maxPixels), &image, &message, message.count)
         }
-        let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let reason = text(message)
         switch status {
         case DINO_CV_OK:
             defer { dino_cv_free(image.pixels) }
@@ -74,7 +81,7 @@ public enum ImageIO {
         case DINO_CV_TOO_LARGE:
             throw .tooLarge(path: name, width: Int(image.width), height: Int(image.height), limit: maxPixels)
         default:
-            throw .corrupt(path: name, format: format.rawValue, reason: text.isEmpty ? "decoding failed" : text)
+            throw .corrupt(path: name, format: format.rawValue, reason: reason.isEmpty ? "decoding failed" : reason)
         }
     }
 
@@ -93,12 +100,7 @@ public enum ImageIO {
     /// Reads a single-channel image keeping its samples' depth (16-bit depth maps in millimetres,
     /// 8-bit label masks), as `[height, width]` values and the stored bit depth.
     public static func readGrey(_ url: URL, maxPixels: Int = defaultMaxPixels) throws(ImageError) -> GreyImage {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url, options: .mappedIfSafe)
-        } catch {
-            throw .cannotRead(path: url.path, reason: (error as NSError).localizedDescription)
-        }
+        let data = try contents(of: url)
         guard let format = ImageFormat.sniff(data) else { throw .notAnImage(path: url.path) }
         if let size = ImageHeader.declaredSize(data, format: format) {
             let (pixels, overflow) = size.width.multipliedReportingOverflow(by: size.height)
@@ -115,8 +117,7 @@ public enum ImageIO {
         }
         defer { dino_cv_free(samples) }
         guard status == DINO_CV_OK, let samples else {
-            throw .corrupt(path: url.path, format: format.rawValue,
-                           reason: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            throw .corrupt(path: url.path, format: format.rawValue, reason: text(message))
         }
         return GreyImage(width: Int(width), height: Int(height), bitDepth: Int(depth),
                          samples: [UInt16](UnsafeBufferPointer(start: samples, count: Int(width) * Int(height))))
@@ -130,15 +131,8 @@ public enum ImageIO {
         var message = [CChar](repeating: 0, count: 512)
         let status = dino_cv_encode_grey16_png(samples, Int32(width), Int32(height), &bytes, &count, &message, message.count)
         defer { dino_cv_free(bytes) }
-        guard status == DINO_CV_OK, let bytes else {
-            throw .cannotWrite(path: url.path, reason: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        }
-        let data = Data(bytes: bytes, count: count)
-        do {
-            try AtomicFile.write(to: url) { try $0.write(contentsOf: data) }
-        } catch {
-            throw .cannotWrite(path: url.path, reason: "\(error)")
-        }
+        guard status == DINO_CV_OK, let bytes else { throw .cannotWrite(path: url.path, reason: text(message)) }
+        try writeAtomically(Data(bytes: bytes, count: count), to: url)
     }
 
     /// Encodes `image` as PNG or JPEG (chosen by the extension of `url`) and writes it atomically.
@@ -155,9 +149,12 @@ public enum ImageIO {
                                     &bytes, &count, &message, message.count)
         defer { dino_cv_free(bytes) }
         guard status == DINO_CV_OK, let bytes else {
-            throw .cannotWrite(path: url.path, reason: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            throw .cannotWrite(path: url.path, reason: text(message))
         }
-        let data = Data(bytes: bytes, count: count)
+        try writeAtomically(Data(bytes: bytes, count: count), to: url)
+    }
+
+    private static func writeAtomically(_ data: Data, to url: URL) throws(ImageError) {
         do {
             try AtomicFile.write(to: url) { try $0.write(contentsOf: data) }
         } catch {

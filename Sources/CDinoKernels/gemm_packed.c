@@ -79,8 +79,12 @@ DINO_AVX2 void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_
                                      size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
                                      dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
     // Blocking: KC steps of K keep a panel slice (KC x 16 floats, 24 KB) in L1 while it serves
-    // MC rows, whose KC-long slices of x (MC x KC floats, 180 KB) stay in L2 across all panels.
-    const size_t KC = 384, MC = 120;
+    // MC rows, whose KC-long slices of x (at most 144 x KC floats, 216 KB) stay in L2 across all
+    // panels. Every row block streams the whole weight, so the blocks are made equal: 131 rows
+    // are one block, not 120 plus an 11-row remainder that would stream the weight again.
+    const size_t KC = 384, MC_MAX = 144;
+    size_t row_blocks = (M + MC_MAX - 1) / MC_MAX;
+    size_t MC = row_blocks ? ((M + row_blocks - 1) / row_blocks + ROWS - 1) / ROWS * ROWS : ROWS;
     size_t panels = (N + 15) / 16;
     for (size_t k0 = 0; k0 < K || k0 == 0; k0 += KC) {
         size_t kend = K - k0 < KC ? K : k0 + KC;

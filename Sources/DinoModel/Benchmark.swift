@@ -1,3 +1,4 @@
+import CDinoKernels
 import COpenBLAS
 import DinoTensor
 import Dispatch
@@ -47,8 +48,10 @@ public struct ForwardBenchmark: Sendable {
 
     /// GFLOP/s of `C[M, N] = A[M, K] · B[N, K]ᵀ` as the forward pass runs its GEMMs (rows split
     /// over `threads` workers, single-threaded OpenBLAS each), and as OpenBLAS runs it with its
-    /// own `threads` threads; the median of `runs` after two warm-ups.
-    public static func gemmRate(m: Int, n: Int, k: Int, threads: Int, runs: Int = 20) -> (rowSplit: Double, openBLASThreads: Double) {
+    /// own `threads` threads, and, where the CPU runs the AVX2 kernels, as this library's packed
+    /// kernel runs it (rows split over `threads`); the median of `runs` after two warm-ups.
+    public static func gemmRate(m: Int, n: Int, k: Int, threads: Int, runs: Int = 20)
+        -> (rowSplit: Double, openBLASThreads: Double, packed: Double?) {
         var state: UInt32 = 99
         func random(_ count: Int) -> [Float] {
             (0..<count).map { _ in state = state &* 1_664_525 &+ 1_013_904_223; return Float(state >> 8) / Float(1 << 24) - 0.5 }
@@ -77,7 +80,15 @@ public struct ForwardBenchmark: Sendable {
             guard let base = out.baseAddress else { return 0 }
             return time { sgemm(transposeB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: weights.weight, ldb: k, beta: 0, c: base, ldc: n) }
         }
-        return (split, native)
+        var packedRate: Double? = nil
+        if dino_kernels_active_isa() == DINO_ISA_AVX2 {
+            let packedWeights = weights.packedForGEMM()
+            packedRate = c.withUnsafeMutableBufferPointer { out -> Double in
+                guard let base = out.baseAddress else { return 0 }
+                return time { packedWeights.apply(a, rows: m, into: base, threads: threads) }
+            }
+        }
+        return (split, native, packedRate)
     }
 
     /// The shape `(M, N, K)` of the model's largest GEMM at this input: the first FFN layer,
@@ -92,8 +103,10 @@ public struct ForwardBenchmark: Sendable {
     public static func gemmReport(_ model: VisionTransformer, batch: Int, height: Int, width: Int, threads: Int) -> [String: Double] {
         let (m, n, k) = largestGEMM(model, batch: batch, height: height, width: width)
         let rate = gemmRate(m: m, n: n, k: k, threads: threads)
-        return ["gemm_gflops": rate.rowSplit, "gemm_gflops_openblas": rate.openBLASThreads,
-                "gemm_m": Double(m), "gemm_n": Double(n), "gemm_k": Double(k)]
+        var report = ["gemm_gflops": rate.rowSplit, "gemm_gflops_openblas": rate.openBLASThreads,
+                      "gemm_m": Double(m), "gemm_n": Double(n), "gemm_k": Double(k)]
+        if let packed = rate.packed { report["gemm_gflops_packed"] = packed }
+        return report
     }
 
     /// Peak resident set size of this process (`VmHWM` of /proc/self/status), in MB; 0 where unavailable.

@@ -246,7 +246,7 @@ struct OnlineSoftmaxTests {
 @Suite("Kernels: GEMM with packed weights")
 struct PackedGemmTests {
     @Test("matches the reference for odd shapes and every epilogue",
-          arguments: [(1, 1, 1), (5, 17, 3), (6, 16, 8), (7, 33, 20), (13, 40, 64), (261, 96, 384), (250, 37, 1000), (9, 20, 0)])
+          arguments: [(1, 1, 1), (5, 17, 3), (6, 16, 8), (7, 33, 20), (13, 40, 64), (261, 96, 384), (250, 37, 1000), (433, 24, 50), (9, 20, 0)])
     func shapes(m: Int, n: Int, k: Int) {
         let x = randomFloats(m * (k + 3), seed: 41)  // row stride k + 3
         let w = randomFloats(n * k, seed: 42), bias = randomFloats(n, seed: 43), gamma = randomFloats(n, seed: 44)

@@ -43,6 +43,25 @@ dino_cv_status give_bytes(const std::vector<uint8_t> &bytes, uint8_t **out, size
     return DINO_CV_OK;
 }
 
+// Runs a bridge call's body: an OpenCV exception becomes `opencv_failure`, any other exception
+// `other_failure`, with its text in `message`; no exception reaches the C caller.
+template <typename Body>
+dino_cv_status guarded(dino_cv_status opencv_failure, dino_cv_status other_failure, char *message, size_t message_size,
+                       Body body) noexcept {
+    try {
+        return body();
+    } catch (const cv::Exception &e) {
+        write_message(message, message_size, e.what());
+        return opencv_failure;
+    } catch (const std::exception &e) {
+        write_message(message, message_size, e.what());
+        return other_failure;
+    } catch (...) {
+        write_message(message, message_size, "unknown error");
+        return DINO_CV_INTERNAL;
+    }
+}
+
 } // namespace
 
 extern "C" dino_cv_status dino_cv_decode(const uint8_t *data, size_t size, int64_t max_pixels, dino_cv_image *out,
@@ -50,7 +69,7 @@ extern "C" dino_cv_status dino_cv_decode(const uint8_t *data, size_t size, int64
     out->width = 0;
     out->height = 0;
     out->pixels = nullptr;
-    try {
+    return guarded(DINO_CV_CORRUPT, DINO_CV_INTERNAL, message, message_size, [&]() -> dino_cv_status {
         if (size == 0) {
             write_message(message, message_size, "the file is empty");
             return DINO_CV_UNRECOGNISED;
@@ -76,16 +95,7 @@ extern "C" dino_cv_status dino_cv_decode(const uint8_t *data, size_t size, int64
         out->height = bgr.rows;
         out->pixels = pixels;
         return DINO_CV_OK;
-    } catch (const cv::Exception &e) {
-        write_message(message, message_size, e.what());
-        return DINO_CV_CORRUPT;
-    } catch (const std::exception &e) {
-        write_message(message, message_size, e.what());
-        return DINO_CV_INTERNAL;
-    } catch (...) {
-        write_message(message, message_size, "unknown error");
-        return DINO_CV_INTERNAL;
-    }
+    });
 }
 
 extern "C" dino_cv_status dino_cv_encode(const uint8_t *rgb, int32_t width, int32_t height, const char *extension,
@@ -93,7 +103,7 @@ extern "C" dino_cv_status dino_cv_encode(const uint8_t *rgb, int32_t width, int3
                                          size_t message_size) {
     *out = nullptr;
     *out_size = 0;
-    try {
+    return guarded(DINO_CV_ENCODE_FAILED, DINO_CV_ENCODE_FAILED, message, message_size, [&]() -> dino_cv_status {
         const cv::Mat source(height, width, CV_8UC3, const_cast<uint8_t *>(rgb));
         cv::Mat bgr;
         cv::cvtColor(source, bgr, cv::COLOR_RGB2BGR);
@@ -107,20 +117,14 @@ extern "C" dino_cv_status dino_cv_encode(const uint8_t *rgb, int32_t width, int3
             return DINO_CV_ENCODE_FAILED;
         }
         return give_bytes(bytes, out, out_size, message, message_size);
-    } catch (const std::exception &e) {
-        write_message(message, message_size, e.what());
-        return DINO_CV_ENCODE_FAILED;
-    } catch (...) {
-        write_message(message, message_size, "unknown error");
-        return DINO_CV_INTERNAL;
-    }
+    });
 }
 
 extern "C" dino_cv_status dino_cv_decode_grey(const uint8_t *data, size_t size, int64_t max_pixels, int32_t *width,
                                              int32_t *height, int32_t *bit_depth, uint16_t **samples, char *message,
                                              size_t message_size) {
     *samples = nullptr;
-    try {
+    return guarded(DINO_CV_CORRUPT, DINO_CV_CORRUPT, message, message_size, [&]() -> dino_cv_status {
         const cv::Mat encoded(1, static_cast<int>(size), CV_8UC1, const_cast<uint8_t *>(data));
         cv::Mat image = cv::imdecode(encoded, cv::IMREAD_UNCHANGED);
         if (image.empty()) {
@@ -151,20 +155,14 @@ extern "C" dino_cv_status dino_cv_decode_grey(const uint8_t *data, size_t size, 
         *bit_depth = image.depth() == CV_16U ? 16 : 8;
         *samples = buffer;
         return DINO_CV_OK;
-    } catch (const std::exception &e) {
-        write_message(message, message_size, e.what());
-        return DINO_CV_CORRUPT;
-    } catch (...) {
-        write_message(message, message_size, "unknown error");
-        return DINO_CV_INTERNAL;
-    }
+    });
 }
 
 extern "C" dino_cv_status dino_cv_encode_grey16_png(const uint16_t *samples, int32_t width, int32_t height, uint8_t **out,
                                                     size_t *out_size, char *message, size_t message_size) {
     *out = nullptr;
     *out_size = 0;
-    try {
+    return guarded(DINO_CV_ENCODE_FAILED, DINO_CV_ENCODE_FAILED, message, message_size, [&]() -> dino_cv_status {
         const cv::Mat image(height, width, CV_16UC1, const_cast<uint16_t *>(samples));
         std::vector<uint8_t> bytes;
         if (!cv::imencode(".png", image, bytes, {cv::IMWRITE_PNG_COMPRESSION, 3})) {
@@ -172,13 +170,7 @@ extern "C" dino_cv_status dino_cv_encode_grey16_png(const uint16_t *samples, int
             return DINO_CV_ENCODE_FAILED;
         }
         return give_bytes(bytes, out, out_size, message, message_size);
-    } catch (const std::exception &e) {
-        write_message(message, message_size, e.what());
-        return DINO_CV_ENCODE_FAILED;
-    } catch (...) {
-        write_message(message, message_size, "unknown error");
-        return DINO_CV_INTERNAL;
-    }
+    });
 }
 
 extern "C" dino_cv_status dino_cv_put_text(uint8_t *rgb, int32_t width, int32_t height, const char *text, int32_t x,

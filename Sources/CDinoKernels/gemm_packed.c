@@ -110,6 +110,15 @@ DINO_AVX2 void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_
                     __m256 a30 = _mm256_setzero_ps(), a31 = _mm256_setzero_ps();
                     __m256 a40 = _mm256_setzero_ps(), a41 = _mm256_setzero_ps();
                     __m256 a50 = _mm256_setzero_ps(), a51 = _mm256_setzero_ps();
+                    // The output rows this tile adds to (a later K block, or a residual) were
+                    // written long ago and have left the caches: fetch them while the loop runs.
+                    if (!first || mode == DINO_GEMM_RESIDUAL) {
+                        for (size_t r = 0; r < rows; r++) {
+                            const float *dst = out + (m0 + r) * ldo + n0;
+                            _mm_prefetch((const char *)dst, _MM_HINT_T0);
+                            _mm_prefetch((const char *)(dst + valid - 1), _MM_HINT_T0);
+                        }
+                    }
                     const float *b = panel;
                     for (size_t k = 0; k < kend - k0; k++, b += 16) {
                         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);

@@ -23,6 +23,15 @@ public enum LayerError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// The scalars of a layer's optional bias, which must be `[channels]`.
+private func biasScalars(_ bias: Tensor?, channels: Int, layer: String) throws(LayerError) -> [Float]? {
+    guard let bias else { return nil }
+    guard bias.shape == [channels] else {
+        throw .weightShape(layer: layer + ".bias", expected: "[\(channels)]", actual: bias.shape)
+    }
+    return bias.scalars
+}
+
 /// `torch.nn.Conv2d` with `groups = 1`: im2col then one GEMM per image.
 public struct Conv2d: Sendable {
     /// `[O, I, K, K]` flattened to `[O, I * K * K]`.
@@ -41,11 +50,8 @@ public struct Conv2d: Sendable {
             throw .weightShape(layer: name, expected: "[O, I, K, K]", actual: weight.shape)
         }
         guard stride >= 1, padding >= 0 else { throw .invalidParameter(layer: name, reason: "stride \(stride), padding \(padding)") }
-        if let bias, bias.shape != [weight.shape[0]] {
-            throw .weightShape(layer: name + ".bias", expected: "[\(weight.shape[0])]", actual: bias.shape)
-        }
+        self.bias = try biasScalars(bias, channels: weight.shape[0], layer: name)
         self.weight = weight.scalars
-        self.bias = bias?.scalars
         outChannels = weight.shape[0]
         inChannels = weight.shape[1]
         kernelSize = weight.shape[2]
@@ -145,11 +151,8 @@ public struct ConvTranspose2d: Sendable {
         guard stride >= 1, padding >= 0, outputPadding >= 0, outputPadding < stride else {
             throw .invalidParameter(layer: name, reason: "stride \(stride), padding \(padding), output padding \(outputPadding)")
         }
-        if let bias, bias.shape != [weight.shape[1]] {
-            throw .weightShape(layer: name + ".bias", expected: "[\(weight.shape[1])]", actual: bias.shape)
-        }
+        self.bias = try biasScalars(bias, channels: weight.shape[1], layer: name)
         self.weight = weight.scalars
-        self.bias = bias?.scalars
         inChannels = weight.shape[0]
         outChannels = weight.shape[1]
         kernelSize = weight.shape[2]
@@ -256,11 +259,8 @@ public struct Dense: Sendable {
     /// A linear layer from PyTorch-layout weights `[O, I]`.
     public init(weight: Tensor, bias: Tensor?, name: String = "linear") throws(LayerError) {
         guard weight.rank == 2 else { throw .weightShape(layer: name, expected: "[O, I]", actual: weight.shape) }
-        if let bias, bias.shape != [weight.shape[0]] {
-            throw .weightShape(layer: name + ".bias", expected: "[\(weight.shape[0])]", actual: bias.shape)
-        }
+        self.bias = try biasScalars(bias, channels: weight.shape[0], layer: name)
         self.weight = weight.scalars
-        self.bias = bias?.scalars
         outFeatures = weight.shape[0]
         inFeatures = weight.shape[1]
     }

@@ -59,34 +59,29 @@ public struct ForwardBenchmark: Sendable {
         let weights = LinearWeights(weight: random(n * k), bias: nil, outFeatures: n, inFeatures: k)
         let a = random(m * k)
         var c = [Float](repeating: 0, count: m * n)
-        func time(_ body: () -> Void) -> Double {
-            var times: [Double] = []
-            for i in 0..<(runs + 2) {
-                let start = DispatchTime.now().uptimeNanoseconds
-                body()
-                if i >= 2 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+        // GFLOP/s of `body` writing into `c`: the median of `runs` after two warm-ups.
+        func time(_ body: (UnsafeMutablePointer<Float>) -> Void) -> Double {
+            c.withUnsafeMutableBufferPointer { out -> Double in
+                guard let base = out.baseAddress else { return 0 }
+                var times: [Double] = []
+                for i in 0..<(runs + 2) {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    body(base)
+                    if i >= 2 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+                }
+                let median = times.sorted()[times.count / 2]
+                return 2 * Double(m) * Double(n) * Double(k) / median / 1e9
             }
-            let median = times.sorted()[times.count / 2]
-            return 2 * Double(m) * Double(n) * Double(k) / median / 1e9
         }
-        let split = c.withUnsafeMutableBufferPointer { out -> Double in
-            guard let base = out.baseAddress else { return 0 }
-            return time { weights.apply(a, rows: m, into: base, threads: threads) }
-        }
+        let split = time { weights.apply(a, rows: m, into: $0, threads: threads) }
         _ = ComputeThreads.singleThreadedBLAS
         openblas_set_num_threads(Int32(threads))
-        defer { openblas_set_num_threads(1) }
-        let native = c.withUnsafeMutableBufferPointer { out -> Double in
-            guard let base = out.baseAddress else { return 0 }
-            return time { sgemm(transposeB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: weights.weight, ldb: k, beta: 0, c: base, ldc: n) }
-        }
+        let native = time { sgemm(transposeB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: weights.weight, ldb: k, beta: 0, c: $0, ldc: n) }
+        openblas_set_num_threads(1)
         var packedRate: Double? = nil
         if dino_kernels_active_isa() == DINO_ISA_AVX2 {
             let packedWeights = weights.packedForGEMM()
-            packedRate = c.withUnsafeMutableBufferPointer { out -> Double in
-                guard let base = out.baseAddress else { return 0 }
-                return time { packedWeights.apply(a, rows: m, into: base, threads: threads) }
-            }
+            packedRate = time { packedWeights.apply(a, rows: m, into: $0, threads: threads) }
         }
         return (split, native, packedRate)
     }

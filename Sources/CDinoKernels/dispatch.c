@@ -86,3 +86,11 @@ void dino_gemm_packed(const float *x, size_t ldx, size_t M, size_t K, const floa
                       float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
     dino_gemm_packed_strided(x, ldx, M, K, packed, 16 * K, N, bias, out, ldo, mode, gamma, act);
 }
+
+void dino_gemm_packed_bf16(const float *x, size_t ldx, size_t M, size_t K, const uint16_t *packed, size_t N,
+                           const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
+                           dino_activation act) {
+    if (resolve() == DINO_ISA_AVX2)
+        dino_gemm_packed_bf16_avx2(x, ldx, M, K, packed, 16 * K, N, bias, out, ldo, mode, gamma, act);
+    else dino_gemm_packed_bf16_ref(x, ldx, M, K, packed, 16 * K, N, bias, out, ldo, mode, gamma, act);
+}

@@ -27,25 +27,76 @@ void dino_pack_strided(const float *w, size_t N, size_t K, size_t stride_n, size
 
 void dino_pack_weight(const float *w, size_t N, size_t K, float *packed) { dino_pack_strided(w, N, K, K, 1, packed); }
 
-static inline float epilogue_scalar(float acc, size_t n, const float *bias, dino_gemm_epilogue mode,
-                                    dino_activation act) {
-    float v = acc + (bias ? bias[n] : 0.0f);
-    return mode == DINO_GEMM_ACTIVATION ? dino_activation_scalar(v, act) : v;
+// bfloat16 panels keep the same [N/16][K][16] order, with each row of 16 interleaved so that
+// 32-bit lane i holds column i in its low half and column i + 8 in its high half: one 256-bit load
+// then becomes columns 0-7 by a shift left of 16 and columns 8-15 by masking the low halves.
+static inline size_t bf16_slot(size_t j) { return j < 8 ? 2 * j : 2 * (j - 8) + 1; }
+
+static inline uint16_t float_to_bf16(float v) {
+    uint16_t h;
+    dino_f32_to_bf16(&v, &h, 1);
+    return h;
+}
+
+void dino_pack_weight_bf16(const float *w, size_t N, size_t K, uint16_t *packed) {
+    size_t panels = (N + 15) / 16;
+    for (size_t p = 0; p < panels; p++) {
+        uint16_t *panel = packed + p * 16 * K;
+        for (size_t k = 0; k < K; k++) {
+            for (size_t j = 0; j < 16; j++) {
+                size_t n = p * 16 + j;
+                panel[k * 16 + bf16_slot(j)] = n < N ? float_to_bf16(w[n * K + k]) : 0;
+            }
+        }
+    }
+}
+
+void dino_unpack_weight_bf16(const uint16_t *packed, size_t N, size_t K, float *w) {
+    for (size_t n = 0; n < N; n++) {
+        const uint16_t *panel = packed + (n / 16) * 16 * K + bf16_slot(n % 16);
+        for (size_t k = 0; k < K; k++) {
+            uint32_t bits = (uint32_t)panel[k * 16] << 16;
+            memcpy(&w[n * K + k], &bits, sizeof bits);
+        }
+    }
+}
+
+// Element (k, j) of a panel, float32 or bfloat16.
+static inline float panel_value(const void *panel, int bf16, size_t k, size_t j) {
+    if (!bf16) return ((const float *)panel)[k * 16 + j];
+    uint32_t bits = (uint32_t)((const uint16_t *)panel)[k * 16 + bf16_slot(j)] << 16;
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+static void gemm_packed_ref(const float *x, size_t ldx, size_t M, size_t K, const void *packed, int bf16,
+                            size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                            dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
+    size_t element = bf16 ? sizeof(uint16_t) : sizeof(float);
+    for (size_t m = 0; m < M; m++) {
+        for (size_t n = 0; n < N; n++) {
+            const void *panel = (const char *)packed + (n / 16) * panel_stride * element;
+            double acc = 0;
+            for (size_t k = 0; k < K; k++) acc += (double)x[m * ldx + k] * panel_value(panel, bf16, k, n % 16);
+            float v = (float)acc + (bias ? bias[n] : 0.0f);
+            if (mode == DINO_GEMM_ACTIVATION) v = dino_activation_scalar(v, act);
+            if (mode == DINO_GEMM_RESIDUAL) out[m * ldo + n] += gamma ? gamma[n] * v : v;
+            else out[m * ldo + n] = v;
+        }
+    }
 }
 
 void dino_gemm_packed_ref(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t panel_stride,
                           size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
                           dino_activation act) {
-    for (size_t m = 0; m < M; m++) {
-        for (size_t n = 0; n < N; n++) {
-            const float *panel = packed + (n / 16) * panel_stride;
-            double acc = 0;
-            for (size_t k = 0; k < K; k++) acc += (double)x[m * ldx + k] * panel[k * 16 + n % 16];
-            float v = epilogue_scalar((float)acc, n, bias, mode, act);
-            if (mode == DINO_GEMM_RESIDUAL) out[m * ldo + n] += gamma ? gamma[n] * v : v;
-            else out[m * ldo + n] = v;
-        }
-    }
+    gemm_packed_ref(x, ldx, M, K, packed, 0, panel_stride, N, bias, out, ldo, mode, gamma, act);
+}
+
+void dino_gemm_packed_bf16_ref(const float *x, size_t ldx, size_t M, size_t K, const uint16_t *packed,
+                               size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                               dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
+    gemm_packed_ref(x, ldx, M, K, packed, 1, panel_stride, N, bias, out, ldo, mode, gamma, act);
 }
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
@@ -75,9 +126,24 @@ static inline DINO_AVX2 void finish(__m256 acc, float *dst, size_t n0, size_t va
     store(dst, mask, valid, acc);
 }
 
-DINO_AVX2 void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const float *packed,
-                                     size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
-                                     dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
+// The 16 weights of one step of K: two float32 loads, or one bfloat16 load widened by a shift and
+// a mask (see bf16_slot). `bf16` is a constant in each caller, so each gets its own loop.
+static inline __attribute__((always_inline)) DINO_AVX2 void panel_step(const void *b, int bf16, __m256 *b0, __m256 *b1) {
+    if (bf16) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)b);
+        *b0 = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+        *b1 = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32((int)0xFFFF0000u)));
+    } else {
+        *b0 = _mm256_loadu_ps((const float *)b);
+        *b1 = _mm256_loadu_ps((const float *)b + 8);
+    }
+}
+
+static inline __attribute__((always_inline)) DINO_AVX2 void
+gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const void *packed, int bf16, size_t panel_stride,
+                 size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
+                 dino_activation act) {
+    size_t element = bf16 ? sizeof(uint16_t) : sizeof(float);
     // Blocking: KC steps of K keep a panel slice (KC x 16 floats, 24 KB) in L1 while it serves
     // MC rows, whose KC-long slices of x (at most 144 x KC floats, 216 KB) stay in L2 across all
     // panels. Every row block streams the whole weight, so the blocks are made equal: 131 rows
@@ -92,7 +158,7 @@ DINO_AVX2 void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_
         for (size_t mb = 0; mb < M; mb += MC) {
             size_t mend = M - mb < MC ? M : mb + MC;
             for (size_t p = 0; p < panels; p++) {
-                const float *panel = packed + p * panel_stride + k0 * 16;
+                const char *panel = (const char *)packed + (p * panel_stride + k0 * 16) * element;
                 size_t n0 = p * 16;
                 size_t valid = N - n0 < 16 ? N - n0 : 16;
                 for (size_t m0 = mb; m0 < mend; m0 += ROWS) {
@@ -119,10 +185,10 @@ DINO_AVX2 void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_
                             _mm_prefetch((const char *)(dst + valid - 1), _MM_HINT_T0);
                         }
                     }
-                    const float *b = panel;
-                    for (size_t k = 0; k < kend - k0; k++, b += 16) {
-                        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-                        __m256 v;
+                    const char *b = panel;
+                    for (size_t k = 0; k < kend - k0; k++, b += 16 * element) {
+                        __m256 b0, b1, v;
+                        panel_step(b, bf16, &b0, &b1);
                         v = _mm256_broadcast_ss(r0 + k);
                         a00 = _mm256_fmadd_ps(v, b0, a00);
                         a01 = _mm256_fmadd_ps(v, b1, a01);
@@ -155,12 +221,30 @@ DINO_AVX2 void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_
     }
 }
 
+DINO_AVX2 void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const float *packed,
+                                     size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                                     dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
+    gemm_packed_avx2(x, ldx, M, K, packed, 0, panel_stride, N, bias, out, ldo, mode, gamma, act);
+}
+
+DINO_AVX2 void dino_gemm_packed_bf16_avx2(const float *x, size_t ldx, size_t M, size_t K, const uint16_t *packed,
+                                          size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                                          dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
+    gemm_packed_avx2(x, ldx, M, K, packed, 1, panel_stride, N, bias, out, ldo, mode, gamma, act);
+}
+
 #else
 
 void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t panel_stride,
                            size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
                            dino_activation act) {
     dino_gemm_packed_ref(x, ldx, M, K, packed, panel_stride, N, bias, out, ldo, mode, gamma, act);
+}
+
+void dino_gemm_packed_bf16_avx2(const float *x, size_t ldx, size_t M, size_t K, const uint16_t *packed,
+                                size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                                dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
+    dino_gemm_packed_bf16_ref(x, ldx, M, K, packed, panel_stride, N, bias, out, ldo, mode, gamma, act);
 }
 
 #endif

@@ -19,6 +19,9 @@ void dino_online_softmax_block_avx2(float *s, size_t lds, size_t R, size_t Ck, f
 void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t panel_stride,
                            size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
                            dino_activation act);
+void dino_gemm_packed_bf16_avx2(const float *x, size_t ldx, size_t M, size_t K, const uint16_t *packed,
+                                size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                                dino_gemm_epilogue mode, const float *gamma, dino_activation act);
 /// 1 when the AVX2 kernels were compiled for this architecture.
 int dino_avx2_compiled(void);
 

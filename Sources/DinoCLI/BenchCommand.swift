@@ -12,7 +12,10 @@ struct BenchCommand: ParsableCommand {
             input, the GFLOP/s at the median (GEMM FLOPs of the forward pass), and the peak \
             resident memory of the process. --json prints one JSON object with median_ms, \
             min_ms, gflops, peak_rss_mb and runs_ms instead. Scripts/bench_reference.py runs \
-            this side by side with PyTorch and ONNX Runtime.
+            this side by side with PyTorch and ONNX Runtime. --precision bf16 times the model \
+            with bfloat16 weights; --accuracy then also loads the fp32 model and reports the \
+            cosine similarity and largest error of every output against it (after the timing, \
+            so the peak RSS is the timed model's).
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -29,20 +32,24 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Untimed forward passes first.")
     var warmup = 2
 
-    @Option(name: .long, help: "Weight precision: fp32.")
-    var precision = "fp32"
-
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
     @Flag(name: .long, help: "Also measure the sgemm rate of the model's largest GEMM shape (gemm_gflops: OpenBLAS split over rows by this library; gemm_gflops_openblas: OpenBLAS's own threads; gemm_gflops_packed: the packed AVX2 kernel, where it runs).")
     var gemmRate = false
 
+    @Flag(name: .long, help: "Compare every output (hidden states, attentions, pooler, every stage's feature map) with the fp32 model's on the benchmark input.")
+    var accuracy = false
+
     func validate() throws {
         guard parsedSize != nil else { throw ValidationError("--size must be H or HxW, got \(size)") }
         if batch < 1 || runs < 1 || warmup < 0 { throw ValidationError("--batch and --runs must be at least 1, --warmup at least 0") }
-        guard precision == "fp32" else { throw ValidationError("--precision \(precision) is not available; see the README (fp32 only)") }
     }
+
+    /// Output groups of the accuracy report: JSON key suffix and output-name prefix.
+    static let accuracyGroups = [("feature_maps", "feature_maps."), ("last_hidden_state", "last_hidden_state"),
+                                 ("pooler_output", "pooler_output"), ("hidden_states", "hidden_states."),
+                                 ("attentions", "attentions.")]
 
     private var parsedSize: (Int, Int)? {
         let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
@@ -56,8 +63,23 @@ struct BenchCommand: ParsableCommand {
         let result = try ForwardBenchmark.measure(model, batch: batch, height: height, width: width, runs: runs, warmup: warmup)
         let extra = gemmRate
             ? ForwardBenchmark.gemmReport(model, batch: batch, height: height, width: width, threads: ComputeThreads.current) : [:]
+        var comparison: PrecisionComparison? = nil
+        if accuracy {
+            let (reference, _) = try modelOptions.load(precision: .fp32)
+            let pixels = ForwardBenchmark.input(channels: model.configuration.numChannels, batch: batch, height: height, width: width)
+            comparison = try PrecisionComparison.compare(reference: reference, candidate: model, pixels: pixels)
+        }
         if json {
-            print(result.json(extra: extra))
+            var fields = extra
+            if let comparison {
+                for (key, prefix) in Self.accuracyGroups {
+                    fields["cosine_min_\(key)"] = comparison.minimumCosine(prefix: prefix)
+                    fields["max_abs_error_\(key)"] = comparison.maximumError(prefix: prefix)
+                }
+            }
+            var fragments = ["precision": "\"\(model.precision.rawValue)\""]
+            if let comparison { fragments["accuracy"] = comparison.json }
+            print(result.json(extra: fields, fragments: fragments))
         } else {
             print(String(format: "%@ %dx%d, batch %d, %d threads: median %.2f ms, min %.2f ms, %.1f GFLOP/s, %.1f images/s, peak RSS %.1f MB",
                          modelOptions.model, height, width, batch, ComputeThreads.current, result.median, result.minimum,
@@ -68,6 +90,12 @@ struct BenchCommand: ParsableCommand {
                 print(String(format: "largest GEMM %.0fx%.0fx%.0f: %.1f GFLOP/s OpenBLAS row split, %.1f OpenBLAS threads%@; forward reaches %.0f%% of the best",
                              extra["gemm_m"] ?? 0, extra["gemm_n"] ?? 0, extra["gemm_k"] ?? 0, split, native,
                              packed.map { String(format: ", %.1f packed kernel", $0) } ?? "", 100 * result.gflops / best))
+            }
+            if let comparison {
+                for (key, prefix) in Self.accuracyGroups {
+                    print(String(format: "%@ vs fp32, %@: cosine >= %.6f, max |error| %.3g", model.precision.rawValue, key,
+                                 comparison.minimumCosine(prefix: prefix), comparison.maximumError(prefix: prefix)))
+                }
             }
         }
     }

@@ -17,9 +17,21 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Largest number of tokens (batch x patches) in one forward pass, checked before allocating.")
     var maxTokens = ComputeLimits.defaultMaxTokens
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Weights of the linear layers: fp32, or bf16 (rounded at load, half the memory; products and sums stay float32).",
+        discussion: "See `dino bench --precision bf16 --accuracy` for its error against fp32."))
+    var precision = "fp32"
+
+    /// `precision` parsed (validated in `validate()`).
+    var weightPrecision: WeightPrecision { WeightPrecision(rawValue: precision) ?? .fp32 }
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
+        if WeightPrecision(rawValue: precision) == nil {
+            let known = WeightPrecision.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ValidationError("--precision \(precision) is not one of \(known)")
+        }
     }
 
     /// The model folder: `model` itself when it exists on disk, else the hub snapshot.
@@ -42,7 +54,9 @@ struct ModelOptions: ParsableArguments {
     /// Sets the thread count and loads the model: a folder or hub snapshot, or a single
     /// checkpoint file whose configuration comes from a `config.json` beside it or, for original
     /// Meta names, from its tensor shapes.
-    func load() throws -> (model: VisionTransformer, folder: URL) {
+    /// `precision` overrides `--precision`.
+    func load(precision: WeightPrecision? = nil) throws -> (model: VisionTransformer, folder: URL) {
+        let weightPrecision = precision ?? self.weightPrecision
         ComputeThreads.set(threads ?? ProcessInfo.processInfo.activeProcessorCount)
         ComputeLimits.maxTokens = maxTokens
         let folder = try folder()
@@ -50,9 +64,10 @@ struct ModelOptions: ParsableArguments {
         if FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory), !isDirectory.boolValue {
             let config = folder.appendingPathComponent("config.json")
             let configuration = FileManager.default.fileExists(atPath: config.path) ? try DinoConfiguration.load(from: config) : nil
-            return (try VisionTransformer(checkpoint: URL(fileURLWithPath: model), configuration: configuration), folder)
+            return (try VisionTransformer(checkpoint: URL(fileURLWithPath: model), configuration: configuration,
+                                          precision: weightPrecision), folder)
         }
-        return (try VisionTransformer(directory: folder), folder)
+        return (try VisionTransformer(directory: folder, precision: weightPrecision), folder)
     }
 }
 

@@ -29,12 +29,7 @@ public struct ForwardBenchmark: Sendable {
     /// Times `runs` forward passes of `model` on a fixed pseudo-random input `[batch, 3, height, width]`
     /// after `warmup` untimed passes.
     public static func measure(_ model: VisionTransformer, batch: Int, height: Int, width: Int, runs: Int, warmup: Int) throws(DinoModelError) -> ForwardBenchmark {
-        let channels = model.configuration.numChannels
-        var state: UInt32 = 12345
-        let pixels = Tensor(shape: [batch, channels, height, width], scalars: (0..<(batch * channels * height * width)).map { _ in
-            state = state &* 1_664_525 &+ 1_013_904_223
-            return Float(state >> 8) / Float(1 << 24) * 4 - 2
-        })
+        let pixels = input(channels: model.configuration.numChannels, batch: batch, height: height, width: width)
         for _ in 0..<warmup { _ = try model(pixels) }
         var times: [Double] = []
         for _ in 0..<runs {
@@ -44,6 +39,15 @@ public struct ForwardBenchmark: Sendable {
         }
         return ForwardBenchmark(runs: times, flops: model.forwardFLOPs(batch: batch, height: height, width: width),
                                 peakResidentMegabytes: peakResidentMegabytes())
+    }
+
+    /// The fixed pseudo-random input the benchmark runs: `[batch, channels, height, width]` in [-2, 2).
+    public static func input(channels: Int, batch: Int, height: Int, width: Int) -> Tensor {
+        var state: UInt32 = 12345
+        return Tensor(shape: [batch, channels, height, width], scalars: (0..<(batch * channels * height * width)).map { _ in
+            state = state &* 1_664_525 &+ 1_013_904_223
+            return Float(state >> 8) / Float(1 << 24) * 4 - 2
+        })
     }
 
     /// GFLOP/s of `C[M, N] = A[M, K] · B[N, K]ᵀ` as the forward pass runs its GEMMs (rows split
@@ -113,10 +117,13 @@ public struct ForwardBenchmark: Sendable {
         return 0
     }
 
-    /// One JSON object: `median_ms`, `min_ms`, `gflops`, `peak_rss_mb`, `runs_ms`, plus `extra` fields.
-    public func json(extra: [String: Double] = [:]) -> String {
+    /// One JSON object: `median_ms`, `min_ms`, `gflops`, `peak_rss_mb`, `runs_ms`, plus `extra`
+    /// fields (10 significant digits, enough for cosines near 1) and `fragments` (values already
+    /// in JSON).
+    public func json(extra: [String: Double] = [:], fragments: [String: String] = [:]) -> String {
         let list = runs.map { String(format: "%.3f", $0) }.joined(separator: ", ")
-        let more = extra.sorted { $0.key < $1.key }.map { String(format: ", \"%@\": %.2f", $0.key, $0.value) }.joined()
+        let more = extra.sorted { $0.key < $1.key }.map { String(format: ", \"%@\": %.10g", $0.key, $0.value) }.joined()
+            + fragments.sorted { $0.key < $1.key }.map { ", \"\($0.key)\": \($0.value)" }.joined()
         return String(format: "{\"median_ms\": %.3f, \"min_ms\": %.3f, \"gflops\": %.2f, \"peak_rss_mb\": %.1f%@, \"runs_ms\": [%@]}",
                       median, minimum, gflops, peakResidentMegabytes, more, list)
     }

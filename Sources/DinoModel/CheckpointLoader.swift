@@ -21,20 +21,24 @@ struct CheckpointLoader {
     /// Pack GEMM weights as they are read (for the AVX2 kernel), so loading never holds both
     /// layouts of the whole model at once.
     let pack: Bool
+    /// bf16 rounds and packs every GEMM weight as it is read, whatever `pack` says.
+    let precision: WeightPrecision
     private let names: Set<String>
     private var used = Set<String>()
     private var prefix = ""
 
-    init(source: any TensorSource, configuration: DinoConfiguration, pack: Bool) {
+    init(source: any TensorSource, configuration: DinoConfiguration, pack: Bool, precision: WeightPrecision = .fp32) {
         self.source = source
         self.configuration = configuration
         self.pack = pack
+        self.precision = precision
         self.names = Set(source.tensorNames)
     }
 
     /// Reads all weights and reports the naming found.
-    static func load(source: any TensorSource, configuration: DinoConfiguration, pack: Bool) throws(DinoModelError) -> (ModelWeights, CheckpointNaming) {
-        var loader = CheckpointLoader(source: source, configuration: configuration, pack: pack)
+    static func load(source: any TensorSource, configuration: DinoConfiguration, pack: Bool,
+                     precision: WeightPrecision = .fp32) throws(DinoModelError) -> (ModelWeights, CheckpointNaming) {
+        var loader = CheckpointLoader(source: source, configuration: configuration, pack: pack, precision: precision)
         let naming = try loader.detectNaming()
         let weights: ModelWeights
         switch naming {
@@ -110,8 +114,13 @@ struct CheckpointLoader {
             outFeatures: out, inFeatures: inFeatures)
     }
 
-    /// `layer` packed for the GEMM kernel when the loader packs.
-    private func gemm(_ layer: LinearWeights) -> LinearWeights { pack ? layer.packedForGEMM() : layer }
+    /// `layer` packed for the GEMM kernel when the loader packs or rounds to bf16.
+    private func gemm(_ layer: LinearWeights) -> LinearWeights {
+        switch precision {
+        case .bf16: layer.packedBF16ForGEMM()
+        case .fp32: pack ? layer.packedForGEMM() : layer
+        }
+    }
 
     private mutating func layerNorm(_ name: String) throws(DinoModelError) -> LayerNormWeights {
         let c = configuration.hiddenSize

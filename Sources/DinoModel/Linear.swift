@@ -83,7 +83,8 @@ extension LinearWeights {
     /// `out[R, outFeatures] = x[R, inFeatures] · weightᵀ + bias`, finished by `epilogue`. Rows
     /// are split over the compute threads.
     ///
-    /// Packed weights run the AVX2 kernel with the epilogue fused. Otherwise OpenBLAS computes
+    /// Packed weights run the AVX2 kernel with the epilogue fused (bf16 weights too, when the CPU
+    /// has AVX2; without it they are widened to float32 for this call). Otherwise OpenBLAS computes
     /// the product: each thread broadcasts the bias into its output rows and the GEMM
     /// accumulates onto them (beta = 1), and the epilogue follows as its own pass (a residual
     /// goes through `scratch`, `[R, outFeatures]`).
@@ -96,18 +97,29 @@ extension LinearWeights {
         let lda = ldx ?? inFeatures
         let ldc = ldo ?? outFeatures
         withOptionalPointer(bias) { biasPointer in
+            // The packed kernels, fp32 or bf16 weights, with the epilogue fused.
+            let kernel: ((UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>, dino_gemm_epilogue, UnsafePointer<Float>?,
+                          dino_activation) -> Void)?
             if let packed {
+                kernel = { x, ldx, rows, out, mode, gamma, act in
+                    dino_gemm_packed(x, ldx, rows, inFeatures, packed, outFeatures, biasPointer, out, ldc, mode, gamma, act)
+                }
+            } else if let packedBF16, dino_kernels_active_isa() == DINO_ISA_AVX2 {
+                kernel = { x, ldx, rows, out, mode, gamma, act in
+                    dino_gemm_packed_bf16(x, ldx, rows, inFeatures, packedBF16, outFeatures, biasPointer, out, ldc, mode, gamma, act)
+                }
+            } else {
+                kernel = nil
+            }
+            if let kernel {
                 let (mode, activation, gamma): (dino_gemm_epilogue, dino_activation, [Float]?) = switch epilogue {
                 case .store: (DINO_GEMM_STORE, DINO_ACT_GELU, nil)
                 case .activation(let act): (DINO_GEMM_ACTIVATION, act, nil)
                 case .residual(let gamma): (DINO_GEMM_RESIDUAL, DINO_ACT_GELU, gamma)
                 }
-                packed.withUnsafeBufferPointer { panels in
-                    withOptionalPointer(gamma) { gammaPointer in
-                        ComputeThreads.parallelFor(rows, threads: threads, granularity: 6, minimumPerPart: 12) { _, range in
-                            dino_gemm_packed(x + range.lowerBound * lda, lda, range.count, inFeatures, panels.baseAddress, outFeatures,
-                                             biasPointer, out + range.lowerBound * ldc, ldc, mode, gammaPointer, activation)
-                        }
+                withOptionalPointer(gamma) { gammaPointer in
+                    ComputeThreads.parallelFor(rows, threads: threads, granularity: 6, minimumPerPart: 12) { _, range in
+                        kernel(x + range.lowerBound * lda, lda, range.count, out + range.lowerBound * ldc, mode, gammaPointer, activation)
                     }
                 }
                 return
@@ -120,7 +132,9 @@ extension LinearWeights {
             } else {
                 (target, targetStride) = (out, ldc)
             }
-            weight.withUnsafeBufferPointer { w in
+            // bf16 weights without the AVX2 kernel are widened for this call (the portable path).
+            let blasWeight = packedBF16 == nil ? weight : unpackedWeight()
+            blasWeight.withUnsafeBufferPointer { w in
                 guard let base = w.baseAddress else { return }
                 ComputeThreads.parallelFor(rows, threads: threads) { _, range in
                     let c = target + range.lowerBound * targetStride

@@ -7,7 +7,7 @@ import CDinoKernels
 
 /// A linear layer in PyTorch layout: `weight` is `[out, in]`, row-major.
 struct LinearWeights: Sendable {
-    /// `[out, in]`; empty once the weight has been packed.
+    /// `[out, in]`; empty once the weight has been packed (either precision).
     var weight: [Float]
     /// `[out]`, or nil for a layer without bias.
     var bias: [Float]?
@@ -15,6 +15,9 @@ struct LinearWeights: Sendable {
     var inFeatures: Int
     /// The weight in panels of 16 output columns for `dino_gemm_packed`, when packed.
     var packed: [Float]? = nil
+    /// The weight rounded to bfloat16 in the same panels (`dino_pack_weight_bf16`), when packed
+    /// for `WeightPrecision.bf16`.
+    var packedBF16: [UInt16]? = nil
 
     /// The layer with its weight packed for the AVX2 GEMM (the `[out, in]` copy is dropped, so
     /// memory does not grow).
@@ -25,6 +28,26 @@ struct LinearWeights: Sendable {
         copy.packed = panels
         copy.weight = []
         return copy
+    }
+
+    /// The layer with its weight rounded to bfloat16 and packed (`[out, in]` copy dropped).
+    /// Packed on every CPU: without AVX2, `apply` widens it back per call for OpenBLAS.
+    func packedBF16ForGEMM() -> LinearWeights {
+        var copy = self
+        var panels = [UInt16](repeating: 0, count: dino_packed_weight_count(outFeatures, inFeatures))
+        dino_pack_weight_bf16(weight, outFeatures, inFeatures, &panels)
+        copy.packedBF16 = panels
+        copy.weight = []
+        return copy
+    }
+
+    /// The weight as float32 in `[out, in]` layout: `weight`, or the bfloat16 panels widened.
+    func unpackedWeight() -> [Float] {
+        guard let packedBF16 else { return weight }
+        return [Float](unsafeUninitializedCapacity: outFeatures * inFeatures) { buffer, count in
+            dino_unpack_weight_bf16(packedBF16, outFeatures, inFeatures, buffer.baseAddress)
+            count = outFeatures * inFeatures
+        }
     }
 }
 

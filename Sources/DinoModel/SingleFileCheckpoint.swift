@@ -9,8 +9,10 @@ extension VisionTransformer {
     ///   - configuration: the architecture; nil infers it from the tensor shapes (Meta or timm
     ///     names, heads of width 64; see `DinoConfiguration.inferred(from:file:headDimension:)`).
     ///   - positionInterpolation: nil picks the reference's choice for the checkpoint's kind.
+    ///   - precision: `.bf16` rounds the linear layers' weights to bfloat16 at load.
     public convenience init(
-        checkpoint url: URL, configuration: DinoConfiguration? = nil, positionInterpolation: PositionInterpolation? = nil
+        checkpoint url: URL, configuration: DinoConfiguration? = nil, positionInterpolation: PositionInterpolation? = nil,
+        precision: WeightPrecision = .fp32
     ) throws(DinoModelError) {
         let source: any TensorSource
         do {
@@ -24,7 +26,7 @@ extension VisionTransformer {
         } else {
             resolved = try DinoConfiguration.inferred(from: source, file: url.path)
         }
-        try self.init(configuration: resolved, weights: source, positionInterpolation: positionInterpolation)
+        try self.init(configuration: resolved, weights: source, positionInterpolation: positionInterpolation, precision: precision)
     }
 
     /// A `.safetensors` file by its extension; otherwise a `torch.save` archive when the bytes

@@ -87,6 +87,8 @@ public final class VisionTransformer: Sendable {
     public let naming: CheckpointNaming
     /// How position embeddings are resampled for inputs of another size.
     public let positionInterpolation: PositionInterpolation
+    /// How the linear layers' weights are held.
+    public let precision: WeightPrecision
     let weights: ModelWeights
     let activation: dino_activation
     private let positionCache = Mutex<[GridSize: [Float]]>([:])
@@ -101,13 +103,16 @@ public final class VisionTransformer: Sendable {
     /// - Parameter positionInterpolation: nil picks the reference's choice: antialiased bicubic
     ///   for register models and timm checkpoints, plain bicubic for HF `dinov2`, the 0.1-offset
     ///   scale factor for original Meta plain models.
-    public init(configuration: DinoConfiguration, weights source: any TensorSource, positionInterpolation: PositionInterpolation? = nil) throws(DinoModelError) {
+    /// - Parameter precision: `.bf16` rounds the linear layers' weights to bfloat16 at load.
+    public init(configuration: DinoConfiguration, weights source: any TensorSource, positionInterpolation: PositionInterpolation? = nil,
+                precision: WeightPrecision = .fp32) throws(DinoModelError) {
         try configuration.validate()
         // Packed once while loading, the weights are never re-packed per call; without AVX2 they
         // stay in PyTorch's layout for OpenBLAS.
         let (weights, naming) = try CheckpointLoader.load(source: source, configuration: configuration,
-                                                          pack: dino_kernels_active_isa() == DINO_ISA_AVX2)
+                                                          pack: dino_kernels_active_isa() == DINO_ISA_AVX2, precision: precision)
         self.configuration = configuration
+        self.precision = precision
         self.naming = naming
         self.weights = weights
         self.activation = Self.kernelActivation(Activation(configName: configuration.hiddenAct) ?? .gelu)
@@ -124,10 +129,11 @@ public final class VisionTransformer: Sendable {
 
     /// Loads a model folder laid out as on the HF hub: `config.json` and `model.safetensors`
     /// (or `model.safetensors.index.json` with its shards).
-    public convenience init(directory: URL, positionInterpolation: PositionInterpolation? = nil) throws(DinoModelError) {
+    public convenience init(directory: URL, positionInterpolation: PositionInterpolation? = nil,
+                            precision: WeightPrecision = .fp32) throws(DinoModelError) {
         let configuration = try DinoConfiguration.load(from: directory.appendingPathComponent("config.json"))
         let source = try Self.weights(inFolder: directory)
-        try self.init(configuration: configuration, weights: source, positionInterpolation: positionInterpolation)
+        try self.init(configuration: configuration, weights: source, positionInterpolation: positionInterpolation, precision: precision)
     }
 
     /// The weights of a model folder laid out as on the HF hub: `model.safetensors`, or

@@ -107,6 +107,35 @@ struct FeaturesCommandTests {
         try checkAgainstReference(output, fixture: "reg4_downsample", stages: ["stage1", "stage2"])
     }
 
+    @Test("--precision bf16 on a bfloat16 checkpoint gives its reference, with the AVX2 and the portable kernels",
+          arguments: [[:], ["DINO_ISA": "portable"]])
+    func bf16Weights(environment: [String: String]) throws {
+        let scratch = try Scratch()
+        let pixels = try writePixels("reg4_downsample", to: scratch)  // reg4_bf16's input
+        let output = scratch.path("out.safetensors")
+        let result = try CLI.run(["features", "--model", CLI.fixtures.appendingPathComponent("reg4_bf16").path,
+                                  "--precision", "bf16", "--pixels", pixels, "--output", output,
+                                  "--out-features", "stage1,stage2"], environment: environment)
+        #expect(result.status == 0, "\(result.stderr)")
+        let written = try SafetensorsFile(url: URL(fileURLWithPath: output))
+        let reference = try CLI.reference("reg4_bf16")
+        for name in ["last_hidden_state", "pooler_output", "feature_maps.stage1", "feature_maps.stage2"] {
+            let error = scaledError(try written.tensor(name), try reference.tensor(name))
+            #expect(error <= 1e-4, "\(name): scaled error \(error)")
+        }
+    }
+
+    @Test("an unknown --precision is refused before anything runs")
+    func unknownPrecision() throws {
+        let scratch = try Scratch()
+        let pixels = try writePixels("reg1_nointerp", to: scratch)
+        let result = try CLI.run(["features", "--model", CLI.fixtures.appendingPathComponent("reg1_nointerp").path,
+                                  "--precision", "int4", "--pixels", pixels, "--output", scratch.path("out.safetensors")])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("--precision int4"), "\(result.stderr)")
+        #expect(scratch.contents == ["pixels.npy"])
+    }
+
     @Test("--no-reshape and --no-layernorm give raw token maps; classifiers write logits")
     func options() throws {
         let scratch = try Scratch()

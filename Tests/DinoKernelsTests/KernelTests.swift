@@ -242,16 +242,44 @@ struct OnlineSoftmaxTests {
 }
 
 /// The packed-weight GEMM (AVX2 micro-kernel) against its plain reference, with row and column
-/// tails and every epilogue.
+/// tails and every epilogue, for float32 and bfloat16 weights.
 @Suite("Kernels: GEMM with packed weights")
 struct PackedGemmTests {
-    @Test("matches the reference for odd shapes and every epilogue",
-          arguments: [(1, 1, 1), (5, 17, 3), (6, 16, 8), (7, 33, 20), (13, 40, 64), (261, 96, 384), (250, 37, 1000), (433, 24, 50), (9, 20, 0)])
+    /// `w` rounded to bfloat16 and widened back, as the bf16 kernels see it.
+    static func roundedToBF16(_ w: [Float]) -> [Float] {
+        var bits = [UInt16](repeating: 0, count: w.count)
+        dino_f32_to_bf16(w, &bits, w.count)
+        var back = [Float](repeating: 0, count: w.count)
+        dino_bf16_to_f32(bits, &back, w.count)
+        return back
+    }
+
+    static let oddShapes = [(1, 1, 1), (5, 17, 3), (6, 16, 8), (7, 33, 20), (13, 40, 64), (261, 96, 384), (250, 37, 1000), (433, 24, 50), (9, 20, 0)]
+
+    @Test("matches the reference for odd shapes and every epilogue", arguments: oddShapes)
     func shapes(m: Int, n: Int, k: Int) {
+        for bf16 in [false, true] {
+            check(m: m, n: n, k: k, bf16: bf16)
+        }
+    }
+
+    func check(m: Int, n: Int, k: Int, bf16: Bool) {
+        let label = "\(m)x\(n)x\(k) \(bf16 ? "bf16" : "fp32")"
         let x = randomFloats(m * (k + 3), seed: 41)  // row stride k + 3
-        let w = randomFloats(n * k, seed: 42), bias = randomFloats(n, seed: 43), gamma = randomFloats(n, seed: 44)
+        let original = randomFloats(n * k, seed: 42), bias = randomFloats(n, seed: 43), gamma = randomFloats(n, seed: 44)
+        // The weight the kernels multiply with: bf16 packing rounds it.
+        let w = bf16 ? Self.roundedToBF16(original) : original
         var packed = [Float](repeating: 0, count: dino_packed_weight_count(n, k))
-        dino_pack_weight(w, n, k, &packed)
+        var packedBF16 = [UInt16](repeating: 0, count: dino_packed_weight_count(n, k))
+        if bf16 { dino_pack_weight_bf16(original, n, k, &packedBF16) } else { dino_pack_weight(original, n, k, &packed) }
+        func fastGEMM(_ out: inout [Float], _ ldo: Int, _ mode: dino_gemm_epilogue) {
+            if bf16 { dino_gemm_packed_bf16(x, k + 3, m, k, packedBF16, n, bias, &out, ldo, mode, gamma, DINO_ACT_GELU) }
+            else { dino_gemm_packed(x, k + 3, m, k, packed, n, bias, &out, ldo, mode, gamma, DINO_ACT_GELU) }
+        }
+        func referenceGEMM(_ out: inout [Float], _ ldo: Int, _ mode: dino_gemm_epilogue, _ g: [Float]?) {
+            if bf16 { dino_gemm_packed_bf16_ref(x, k + 3, m, k, packedBF16, 16 * k, n, bias, &out, ldo, mode, g, DINO_ACT_GELU) }
+            else { dino_gemm_packed_ref(x, k + 3, m, k, packed, 16 * k, n, bias, &out, ldo, mode, g, DINO_ACT_GELU) }
+        }
         // Float32 summation error bound per element: 2 K eps sum_k |x_k w_k| (the reference
         // accumulates in double), times at most 4 for the GELU slope and LayerScale here.
         var bound = [Double](repeating: 0, count: m * (n + 2))
@@ -263,14 +291,14 @@ struct PackedGemmTests {
         for mode in [DINO_GEMM_STORE, DINO_GEMM_ACTIVATION, DINO_GEMM_RESIDUAL] {
             let start = randomFloats(m * (n + 2), seed: 45)  // row stride n + 2; residual adds onto it
             var fast = start, ref = start
-            dino_gemm_packed(x, k + 3, m, k, packed, n, bias, &fast, n + 2, mode, gamma, DINO_ACT_GELU)
-            dino_gemm_packed_ref(x, k + 3, m, k, packed, 16 * k, n, bias, &ref, n + 2, mode, gamma, DINO_ACT_GELU)
+            fastGEMM(&fast, n + 2, mode)
+            referenceGEMM(&ref, n + 2, mode, gamma)
             let over = (0..<fast.count).filter { abs(Double(fast[$0]) - Double(ref[$0])) > bound[$0] }
-            #expect(over.isEmpty, "\(m)x\(n)x\(k) mode \(mode.rawValue): \(over.count) values beyond the summation bound, first at \(over.first ?? -1)")
+            #expect(over.isEmpty, "\(label) mode \(mode.rawValue): \(over.count) values beyond the summation bound, first at \(over.first ?? -1)")
             // The padding columns between rows are never written.
             for r in 0..<m { #expect(fast[r * (n + 2) + n] == start[r * (n + 2) + n]) }
         }
-        // The reference against a direct triple loop on the unpacked weight.
+        // The reference against a direct triple loop on the unpacked (rounded) weight.
         var direct = [Float](repeating: 0, count: m * n)
         for r in 0..<m { for c in 0..<n {
             var s: Double = 0
@@ -278,7 +306,15 @@ struct PackedGemmTests {
             direct[r * n + c] = Float(s) + bias[c]
         } }
         var ref = [Float](repeating: 0, count: m * n)
-        dino_gemm_packed_ref(x, k + 3, m, k, packed, 16 * k, n, bias, &ref, n, DINO_GEMM_STORE, nil, DINO_ACT_GELU)
-        #expect(worstRelative(ref, direct).error < 1e-6)
+        referenceGEMM(&ref, n, DINO_GEMM_STORE, nil)
+        #expect(worstRelative(ref, direct).error < 1e-6, "\(label)")
+        if bf16 {
+            // Unpacking gives back exactly the rounded weight in [N, K] layout.
+            var unpacked = [Float](repeating: .nan, count: n * k)
+            dino_unpack_weight_bf16(packedBF16, n, k, &unpacked)
+            #expect(unpacked == w, "\(label): unpacked weight differs from the rounded one")
+            // And the rounding is to nearest: within half a bfloat16 step (2^-8 relative).
+            #expect(zip(original, w).allSatisfy { abs($0 - $1) <= abs($0) / 256 }, "\(label)")
+        }
     }
 }

@@ -125,6 +125,22 @@ void dino_gemm_packed_ref(const float *x, size_t ldx, size_t M, size_t K, const 
                           size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
                           dino_activation act);
 
+// --- The same GEMM with bfloat16 weights ------------------------------------------------
+// Weights rounded to bfloat16 (to nearest even) and packed in the same panels, each row of 16
+// interleaved for the AVX2 kernel: the 32-bit lane i of a row holds column i in its low half and
+// column i + 8 in its high half. The kernel widens each weight to float32 exactly (a shift), so
+// the products and sums are float32 as in dino_gemm_packed; x and out stay float32. CPUs without
+// AVX2 run the reference; dino_unpack_weight_bf16 gives the weight back in PyTorch's [N, K] layout
+// (as float32) for a BLAS fallback.
+void dino_pack_weight_bf16(const float *w, size_t N, size_t K, uint16_t *packed);
+void dino_unpack_weight_bf16(const uint16_t *packed, size_t N, size_t K, float *w);
+void dino_gemm_packed_bf16(const float *x, size_t ldx, size_t M, size_t K, const uint16_t *packed, size_t N,
+                           const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
+                           dino_activation act);
+void dino_gemm_packed_bf16_ref(const float *x, size_t ldx, size_t M, size_t K, const uint16_t *packed,
+                               size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                               dino_gemm_epilogue mode, const float *gamma, dino_activation act);
+
 // --- Patch extraction (im2col of a stride-P, kernel-P convolution) ----------------
 // image: [B, Cin, H, W]; out: [B * (H/P) * (W/P), Cin * P * P], rows in row-major patch
 // order (y, then x), columns in the conv weight order (channel, ky, kx).

@@ -1,0 +1,80 @@
+import DinoTensor
+import Foundation
+
+/// How far a model's outputs are from another's on the same input, output by output: a
+/// `WeightPrecision.bf16` model against its fp32 original (`dino bench --accuracy`).
+public struct PrecisionComparison: Sendable {
+    /// One output tensor compared.
+    public struct Entry: Sendable, Equatable {
+        /// `last_hidden_state`, `pooler_output`, `hidden_states.<i>`, `attentions.<i>` or
+        /// `feature_maps.<stage>` (final LayerNorm, registers and CLS stripped, `[B, C, h, w]`).
+        public var output: String
+        /// Cosine similarity of the two tensors, flattened.
+        public var cosine: Double
+        /// Largest absolute difference.
+        public var maxAbsError: Double
+        /// Largest absolute value of the reference, the scale of `maxAbsError`.
+        public var maxAbsReference: Double
+    }
+
+    /// Every output, in the order above.
+    public var entries: [Entry]
+
+    /// The lowest cosine over `entries` whose name starts with `prefix` (all when empty).
+    public func minimumCosine(prefix: String = "") -> Double {
+        entries.filter { $0.output.hasPrefix(prefix) }.map(\.cosine).min() ?? 1
+    }
+
+    /// The largest absolute error over `entries` whose name starts with `prefix`.
+    public func maximumError(prefix: String = "") -> Double {
+        entries.filter { $0.output.hasPrefix(prefix) }.map(\.maxAbsError).max() ?? 0
+    }
+
+    /// Runs `reference` and `candidate` on `pixels` with hidden states, attentions and every
+    /// stage's feature map, and compares each output.
+    public static func compare(reference: VisionTransformer, candidate: VisionTransformer, pixels: Tensor) throws(DinoModelError) -> PrecisionComparison {
+        let stages = Array(0...reference.configuration.numHiddenLayers)
+        func run(_ model: VisionTransformer) throws(DinoModelError) -> BackboneOutput {
+            let backbone = try Backbone(model: model, outIndices: stages, applyLayernorm: true, reshapeHiddenStates: true)
+            return try backbone(pixels, outputHiddenStates: true, outputAttentions: true)
+        }
+        let expected = try run(reference), actual = try run(candidate)
+        var entries = [entry("last_hidden_state", expected.model.lastHiddenState, actual.model.lastHiddenState),
+                       entry("pooler_output", expected.model.poolerOutput, actual.model.poolerOutput)]
+        for (i, (e, a)) in zip(expected.hiddenStates ?? [], actual.hiddenStates ?? []).enumerated() {
+            entries.append(entry("hidden_states.\(i)", e, a))
+        }
+        for (i, (e, a)) in zip(expected.attentions ?? [], actual.attentions ?? []).enumerated() {
+            entries.append(entry("attentions.\(i)", e, a))
+        }
+        for (name, (e, a)) in zip(expected.stageNames, zip(expected.featureMaps, actual.featureMaps)) {
+            entries.append(entry("feature_maps.\(name)", e, a))
+        }
+        return PrecisionComparison(entries: entries)
+    }
+
+    private static func entry(_ name: String, _ expected: Tensor, _ actual: Tensor) -> Entry {
+        var dot = 0.0, normE = 0.0, normA = 0.0, maxError = 0.0, maxReference = 0.0
+        for (e, a) in zip(expected.scalars, actual.scalars) {
+            let (de, da) = (Double(e), Double(a))
+            dot += de * da
+            normE += de * de
+            normA += da * da
+            maxError = max(maxError, abs(de - da))
+            maxReference = max(maxReference, abs(de))
+        }
+        let cosine = normE > 0 && normA > 0 ? dot / (normE.squareRoot() * normA.squareRoot()) : (normE == normA ? 1 : 0)
+        let shapesAgree = expected.shape == actual.shape
+        return Entry(output: name, cosine: shapesAgree ? cosine : 0, maxAbsError: shapesAgree ? maxError : .infinity,
+                     maxAbsReference: maxReference)
+    }
+
+    /// A JSON array of `{"output", "cosine", "max_abs_error", "max_abs_reference"}` objects.
+    public var json: String {
+        let items = entries.map {
+            String(format: "{\"output\": \"%@\", \"cosine\": %.8f, \"max_abs_error\": %.6g, \"max_abs_reference\": %.6g}",
+                   $0.output, $0.cosine, $0.maxAbsError, $0.maxAbsReference)
+        }
+        return "[" + items.joined(separator: ", ") + "]"
+    }
+}

@@ -1,0 +1,54 @@
+import DinoModel
+import DinoTensor
+import Foundation
+import Testing
+
+/// `WeightPrecision.bf16`: linear-layer weights rounded to bfloat16 at load.
+@Suite("bf16 weights")
+struct WeightPrecisionTests {
+    @Test("a bf16 checkpoint loaded as bf16 loses nothing: the reference of its rounded weights within 1e-4")
+    func bf16CheckpointIsExact() throws {
+        // reg4_bf16 stores every tensor as bfloat16, so rounding the weights again changes
+        // nothing and the outputs must be the reference's (a float32 model holding those weights).
+        let reference = try Fixtures.reference("reg4_bf16")
+        let model = try VisionTransformer(directory: Fixtures.folder("reg4_bf16"), precision: .bf16)
+        #expect(model.precision == .bf16)
+        let pixels = try #require(reference["pixel_values"])
+        let output = try model(pixels)
+        expectClose(output.lastHiddenState, try #require(reference["last_hidden_state"]), "last_hidden_state")
+        expectClose(output.poolerOutput, try #require(reference["pooler_output"]), "pooler_output")
+        let features = try Backbone(model: model)(pixels)
+        for (stage, map) in zip(features.stageNames, features.featureMaps) {
+            expectClose(map, try #require(reference["feature_maps.\(stage)"]), "feature_maps.\(stage)")
+        }
+    }
+
+    @Test("bf16 against fp32 on float32 checkpoints: every output at cosine >= 0.999, and rounding did happen",
+          arguments: ["reg4_downsample", "reg8_swiglu_meta", "patch16_layerscale", "dinov2_classifier", "reg4_timm"])
+    func closeToFloat32(_ name: String) throws {
+        let pixels = try #require(try Fixtures.reference(name)["pixel_values"])
+        let full = try VisionTransformer(directory: Fixtures.folder(name))
+        let rounded = try VisionTransformer(directory: Fixtures.folder(name), precision: .bf16)
+        let comparison = try PrecisionComparison.compare(reference: full, candidate: rounded, pixels: pixels)
+        let layers = full.configuration.numHiddenLayers
+        // last_hidden_state, pooler_output, L + 1 hidden states, L attentions, L + 1 stages.
+        #expect(comparison.entries.count == 2 + (layers + 1) + layers + (layers + 1))
+        for entry in comparison.entries {
+            #expect(entry.cosine >= 0.999, "\(name) \(entry.output): cosine \(entry.cosine)")
+            #expect(entry.maxAbsError.isFinite)
+        }
+        // The weights really were rounded: the outputs are not the float32 ones.
+        #expect(comparison.maximumError(prefix: "last_hidden_state") > 1e-5)
+        print("bf16 \(name): feature maps cosine >= \(comparison.minimumCosine(prefix: "feature_maps.")), "
+              + "max |error| \(comparison.maximumError()) over \(comparison.entries.count) outputs")
+    }
+
+    @Test("comparing a model with itself gives cosine 1 and no error")
+    func selfComparison() throws {
+        let model = try VisionTransformer(directory: Fixtures.folder("reg1_nointerp"))
+        let pixels = try #require(try Fixtures.reference("reg1_nointerp")["pixel_values"])
+        let comparison = try PrecisionComparison.compare(reference: model, candidate: model, pixels: pixels)
+        #expect(comparison.maximumError() == 0)
+        #expect(abs(comparison.minimumCosine() - 1) < 1e-12)
+    }
+}

@@ -14,7 +14,6 @@ let package = Package(
         .library(name: "DinoDiscovery", targets: ["DinoDiscovery"]),
         .library(name: "DinoDataset", targets: ["DinoDataset"]),
         .executable(name: "dino", targets: ["DinoCLI"]),
-        .executable(name: "dino-bench", targets: ["DinoBenchmarks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -71,12 +70,6 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/DinoCLI"),
-        .executableTarget(
-            name: "DinoBenchmarks",
-            dependencies: [
-                "DinoModel", "DinoTensor", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            path: "Benchmarks/DinoBenchmarks"),
         .executableTarget(name: "BackboneFeatures", dependencies: ["DinoModel", "DinoTensor"], path: "Examples/BackboneFeatures"),
         .executableTarget(
             name: "ImageFeatures", dependencies: ["DinoModel", "DinoTensor", "DinoImage"], path: "Examples/ImageFeatures"),

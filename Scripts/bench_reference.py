@@ -52,7 +52,14 @@ the previous implementation go idle before the next one starts.
 
 The Swift binary is run as (one line, values filled in)
 
-    <swift-bench> --model <cache>/<name> --size <size> --batch <B> --runs <n> --warmup 1 --threads <threads> --json
+    dino bench --model <cache>/<name> --size <size> --batch <B> --runs <n> --warmup 1 --threads <threads> --json
+
+and, as a fourth implementation in the same rounds (unless `--no-bf16`), with
+`--precision bf16` added: the same model with its linear-layer weights rounded to
+bfloat16.  After the timing, one `dino bench --precision bf16 --accuracy` run
+compares every output of the bf16 model with the fp32 model's (cosine similarity
+and largest absolute error per output group: feature maps, last hidden state,
+pooler output, hidden states, attentions).
 
 and must print one JSON object on stdout (the last line of stdout that parses as a
 JSON object is used; logs should go to stderr):
@@ -62,8 +69,8 @@ JSON object is used; logs should go to stderr):
 Only `runs_ms` (the n per-pass wall times, model loading and its own warm-up
 excluded) is required; it is what the median/min below are computed from, so process
 start and model load are never counted.  The warm-up invocation uses
-`--runs 1 --warmup <warmup>`.  The binary defaults to `.build/release/dino-bench`
-under the repository root; if it does not exist the Swift column is skipped.
+`--runs 1 --warmup <warmup>`.  The binary defaults to `.build/release/dino` under the
+repository root; if it does not exist the Swift columns are skipped.
 
 Report
 ------
@@ -98,7 +105,7 @@ import numpy as np
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SWIFT_BENCH = REPO_ROOT / ".build" / "release" / "dino-bench"
+DEFAULT_SWIFT_BENCH = REPO_ROOT / ".build" / "release" / "dino"
 DEFAULT_CACHE = Path("/tmp/dino-bench-cache")
 DEFAULT_CONFIGS = "vits14-reg:224:1,vits14-reg:518:1,vitb14-reg:224:1,vitb14-reg:518:1,vits14-reg:224:8"
 DEFAULT_HIGHRES = "vits14-reg:1036:1"
@@ -395,8 +402,11 @@ class SwiftRunner:
 
     name = "swift"
 
-    def __init__(self, binary: Path, config: BenchConfig, directory: Path, threads: int, timeout: float):
+    def __init__(self, binary: Path, config: BenchConfig, directory: Path, threads: int, timeout: float,
+                 precision: str = "fp32"):
         self.binary = binary
+        self.precision = precision
+        self.name = "swift" if precision == "fp32" else f"swift_{precision}"
         self.config = config
         self.directory = directory
         self.threads = threads
@@ -405,8 +415,9 @@ class SwiftRunner:
 
     def command(self, runs: int, warmup: int) -> list[str]:
         return [
-            str(self.binary),
+            str(self.binary), "bench",
             "--model", str(self.directory),
+            "--precision", self.precision,
             "--size", str(self.config.size),
             "--batch", str(self.config.batch),
             "--runs", str(runs),
@@ -635,15 +646,17 @@ def bench_config(config: BenchConfig, args, swift_binary: Path | None) -> dict:
         swift = SwiftRunner(swift_binary, config, directory, args.threads, args.swift_timeout)
         print("  swift:   " + " ".join(swift.command(runs=split_runs(args.runs, args.rounds)[0], warmup=1)))
         runners.append(swift)
+        if not args.no_bf16:
+            runners.append(SwiftRunner(swift_binary, config, directory, args.threads, args.swift_timeout, precision="bf16"))
 
     # Warm-up.
     for runner in list(runners):
         try:
             runner.warm(args.warmup)
         except SwiftError as err:
-            print(f"  swift warm-up failed, skipping swift: {err}")
+            print(f"  {runner.name} warm-up failed, skipping it: {err}")
             runners.remove(runner)
-            result["swift_error"] = str(err)
+            result[f"{runner.name}_error"] = str(err)
         time.sleep(args.settle)
 
     # Interleaved rounds.
@@ -654,27 +667,28 @@ def bench_config(config: BenchConfig, args, swift_binary: Path | None) -> dict:
             try:
                 times[runner.name] += runner.timed(n)
             except SwiftError as err:
-                print(f"  swift failed in round {index + 1}, dropping it: {err}")
+                print(f"  {runner.name} failed in round {index + 1}, dropping it: {err}")
                 runners.remove(runner)
                 times.pop(runner.name, None)
-                result["swift_error"] = str(err)
+                result[f"{runner.name}_error"] = str(err)
             time.sleep(args.settle)
         status = "  ".join(f"{name} {statistics.median(t[-n:]):.2f}" for name, t in times.items() if t)
         print(f"  round {index + 1}/{len(per_round)} ({n} runs each), medians ms: {status}")
 
     result["impls"] = {name: summarize(t, flops) for name, t in times.items() if t}
-    if swift is not None and "swift" in result["impls"]:
-        reported_rss = [r["peak_rss_mb"] for r in swift.reports if isinstance(r.get("peak_rss_mb"), (int, float))]
-        reported_gflops = [r["gflops"] for r in swift.reports if isinstance(r.get("gflops"), (int, float))]
-        result["impls"]["swift"]["peak_rss_mb"] = max(reported_rss) if reported_rss else None
-        result["impls"]["swift"]["reported_gflops"] = statistics.median(reported_gflops) if reported_gflops else None
-        result["impls"]["swift"]["reports"] = swift.reports
+    for runner in runners:
+        if isinstance(runner, SwiftRunner) and runner.name in result["impls"]:
+            reported_rss = [r["peak_rss_mb"] for r in runner.reports if isinstance(r.get("peak_rss_mb"), (int, float))]
+            reported_gflops = [r["gflops"] for r in runner.reports if isinstance(r.get("gflops"), (int, float))]
+            result["impls"][runner.name]["peak_rss_mb"] = max(reported_rss) if reported_rss else None
+            result["impls"][runner.name]["reported_gflops"] = statistics.median(reported_gflops) if reported_gflops else None
+            result["impls"][runner.name]["reports"] = runner.reports
     impls = result["impls"]
     ratios = {}
-    if "swift" in impls:
-        for other in ("ort", "pytorch"):
-            if other in impls:
-                ratios[f"swift/{other}"] = impls["swift"]["median_ms"] / impls[other]["median_ms"]
+    for mine in ("swift", "swift_bf16"):
+        for other in ("ort", "pytorch", "swift"):
+            if mine in impls and other in impls and other != mine:
+                ratios[f"{mine}/{other}"] = impls[mine]["median_ms"] / impls[other]["median_ms"]
     result["ratios_median"] = ratios
     result["python_peak_rss_mb"] = python_peak_rss_mb()
 
@@ -692,6 +706,15 @@ def bench_config(config: BenchConfig, args, swift_binary: Path | None) -> dict:
             result["swift_job_peak_rss_mb"] = job.get("peak_rss_mb")
         except SwiftError as err:
             print(f"  swift GEMM-rate / RSS run failed: {err}")
+    if swift_binary is not None and "swift_bf16" in impls:
+        accuracy = SwiftRunner(swift_binary, config, directory, args.threads, args.swift_timeout, precision="bf16")
+        try:
+            report = accuracy.invoke_extra(["--accuracy"], runs=1, warmup=0)
+            result["bf16_accuracy"] = {k: report[k] for k in report if k.startswith(("cosine_min_", "max_abs_error_"))}
+            result["bf16_accuracy"]["per_output"] = report.get("accuracy")
+            result["swift_bf16_job_peak_rss_mb"] = report.get("peak_rss_mb")
+        except SwiftError as err:
+            print(f"  swift bf16 accuracy run failed: {err}")
 
     print_table(result)
 
@@ -701,11 +724,11 @@ def bench_config(config: BenchConfig, args, swift_binary: Path | None) -> dict:
 
 
 def print_table(result: dict) -> None:
-    labels = {"pytorch": "PyTorch (sdpa)", "ort": "ONNX Runtime", "swift": "Swift"}
+    labels = {"pytorch": "PyTorch (sdpa)", "ort": "ONNX Runtime", "swift": "Swift", "swift_bf16": "Swift bf16"}
     impls = result["impls"]
     print(f"\n  {result['config']}  ({result['gflop_per_image']:.3f} GFLOP/image)")
     print(f"  {'implementation':<16}{'median ms':>11}{'min ms':>10}{'GFLOP/s':>10}{'runs':>6}")
-    for name in ("pytorch", "ort", "swift"):
+    for name in ("pytorch", "ort", "swift", "swift_bf16"):
         if name in impls:
             s = impls[name]
             print(f"  {labels[name]:<16}{s['median_ms']:>11.2f}{s['min_ms']:>10.2f}{s['gflops']:>10.1f}"
@@ -713,11 +736,20 @@ def print_table(result: dict) -> None:
         else:
             print(f"  {labels[name]:<16}{'-':>11}{'-':>10}{'-':>10}{'-':>6}")
     for key, value in result["ratios_median"].items():
-        print(f"  {key.replace('swift', 'Swift').replace('ort', 'ORT').replace('pytorch', 'PyTorch')} (median): "
+        print(f"  {key.replace('swift', 'Swift').replace('/ort', '/ORT').replace('pytorch', 'PyTorch')} (median): "
               f"{value:.2f}x")  # fmt: skip
     probe, job = result.get("pytorch_job_peak_rss_mb"), result.get("swift_job_peak_rss_mb")
     if probe and job:
         print(f"  peak RSS, same job in a fresh process: PyTorch {probe:.0f} MB, Swift {job:.0f} MB ({job / probe:.2f}x)")
+    job16 = result.get("swift_bf16_job_peak_rss_mb")
+    if probe and job16:
+        print(f"  peak RSS, Swift bf16: {job16:.0f} MB ({job16 / probe:.2f}x PyTorch)")
+    accuracy = result.get("bf16_accuracy")
+    if accuracy:
+        groups = ("feature_maps", "last_hidden_state", "pooler_output", "hidden_states", "attentions")
+        print("  bf16 vs fp32: " + ", ".join(
+            f"{g} cos {accuracy.get('cosine_min_' + g, float('nan')):.6f} max|err| {accuracy.get('max_abs_error_' + g, float('nan')):.2e}"
+            for g in groups))
     gemm = result.get("gemm")
     if gemm and gemm.get("forward_fraction_of_best_gemm"):
         print(f"  largest GEMM {gemm['gemm_m']:.0f}x{gemm['gemm_n']:.0f}x{gemm['gemm_k']:.0f}: "
@@ -773,9 +805,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="compute threads for every implementation (default 2)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help=f"weights/ONNX cache (default {DEFAULT_CACHE})")
     parser.add_argument("--swift-bench", type=Path, default=None,
-                        help=f"Swift benchmark binary (default {DEFAULT_SWIFT_BENCH.relative_to(REPO_ROOT)} "
+                        help=f"the `dino` binary (default {DEFAULT_SWIFT_BENCH.relative_to(REPO_ROOT)} "
                              "under the repo root, if it exists)")  # fmt: skip
     parser.add_argument("--no-swift", action="store_true", help="do not run the Swift binary")
+    parser.add_argument("--no-bf16", action="store_true", help="do not run the Swift bf16 column")
     parser.add_argument("--swift-timeout", type=float, default=1800.0, help="seconds per Swift invocation")
     parser.add_argument("--settle", type=float, default=0.2, help="pause in s between implementation blocks")
     parser.add_argument("--opset", type=int, default=20, help="ONNX opset for the export (default 20)")
@@ -807,7 +840,7 @@ def main() -> int:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             swift_binary = Path(os.path.abspath(candidate))
         else:
-            print(f"note: Swift benchmark binary {candidate} not found (run `swift build -c release`); skipping Swift")
+            print(f"note: Swift binary {candidate} not found (run `swift build -c release`); skipping Swift")
 
     machine, vers = machine_info(), versions()
     print(f"machine: {machine['cpu']}, {machine['logical_cores']} logical cores "
@@ -822,12 +855,13 @@ def main() -> int:
 
     if len(results) > 1:
         print("\n=== summary (median ms) ===")
-        print(f"  {'config':<22}{'PyTorch':>10}{'ORT':>10}{'Swift':>10}{'Swift/ORT':>11}{'Swift/PT':>10}")
+        print(f"  {'config':<22}{'PyTorch':>10}{'ORT':>10}{'Swift':>10}{'Swift/ORT':>11}{'Swift/PT':>10}"
+              f"{'bf16':>10}{'bf16/ORT':>10}")
         for r in results:
             cell = lambda name: f"{r['impls'][name]['median_ms']:>10.2f}" if name in r["impls"] else f"{'-':>10}"
             ratio = lambda key, w: f"{r['ratios_median'][key]:>{w}.2f}" if key in r["ratios_median"] else f"{'-':>{w}}"
             print(f"  {r['config']:<22}{cell('pytorch')}{cell('ort')}{cell('swift')}"
-                  f"{ratio('swift/ort', 11)}{ratio('swift/pytorch', 10)}")  # fmt: skip
+                  f"{ratio('swift/ort', 11)}{ratio('swift/pytorch', 10)}{cell('swift_bf16')}{ratio('swift_bf16/ort', 10)}")  # fmt: skip
 
     if args.json is not None:
         document = {

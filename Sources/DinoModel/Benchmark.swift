@@ -4,7 +4,7 @@ import DinoTensor
 import Dispatch
 import Foundation
 
-/// Timing of repeated forward passes, for `dino bench` and `dino-bench`.
+/// Timing of repeated forward passes, for `dino bench` (which `Scripts/bench_reference.py` runs).
 public struct ForwardBenchmark: Sendable {
     /// Milliseconds of each timed pass.
     public var runs: [Double]

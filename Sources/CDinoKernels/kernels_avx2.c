@@ -122,25 +122,35 @@ DINO_AVX2 void dino_softmax_avx2(float *x, size_t ldx, size_t R, size_t C, float
 
 DINO_AVX2 void dino_online_softmax_block_avx2(float *s, size_t lds, size_t R, size_t Ck, float scale, float *m,
                                               float *l, float *o, size_t ldo, size_t D) {
-    __m256 vscale = _mm256_set1_ps(scale);
-    __m256 minusInf = _mm256_set1_ps(-INFINITY);
+    if (!(scale > 0)) {  // the base-2 form below needs max(scale * s) = scale * max(s)
+        dino_online_softmax_block_ref(s, lds, R, Ck, scale, m, l, o, ldo, D);
+        return;
+    }
+    // Base 2: e^(scale s - mx) = 2^(s * scale log2(e) - mx log2(e)), one FMA before exp2.
+    const float log2e = 1.44269504088896341f;
+    __m256 vscale2 = _mm256_set1_ps(scale * log2e);
+    size_t full = Ck / 8 * 8, tail = Ck - full;
+    __m256i tailMask = tail_mask(tail);
     for (size_t r = 0; r < R; r++) {
         float *sr = s + r * lds;
-        __m256 vmax = _mm256_set1_ps(m[r]);
-        for (size_t c = 0; c < Ck; c += 8) {
-            __m256i mask = tail_mask(Ck - c);
-            __m256 v = _mm256_blendv_ps(minusInf, _mm256_mul_ps(load(sr + c, mask, Ck - c), vscale), _mm256_castsi256_ps(mask));
-            vmax = _mm256_max_ps(vmax, v);
-        }
-        float mx = hmax(vmax);
-        __m256 vmx = _mm256_set1_ps(mx);
+        // The largest raw score: scale > 0 keeps the order, so scaling waits until after.
+        __m256 vmax = _mm256_set1_ps(-INFINITY);
+        for (size_t c = 0; c < full; c += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(sr + c));
+        float raw = hmax(vmax);
+        for (size_t c = full; c < Ck; c++) raw = sr[c] > raw ? sr[c] : raw;
+        float mx = m[r] > raw * scale ? m[r] : raw * scale;
+        __m256 offset = _mm256_set1_ps(mx * log2e);
         __m256 sum = _mm256_setzero_ps();
-        for (size_t c = 0; c < Ck; c += 8) {
-            __m256i mask = tail_mask(Ck - c);
-            __m256 e = exp256(_mm256_fmsub_ps(load(sr + c, mask, Ck - c), vscale, vmx));
-            e = _mm256_and_ps(e, _mm256_castsi256_ps(mask));
+        for (size_t c = 0; c < full; c += 8) {
+            __m256 e = exp2_nonpositive256(_mm256_fmsub_ps(_mm256_loadu_ps(sr + c), vscale2, offset));
             sum = _mm256_add_ps(sum, e);
-            store(sr + c, mask, Ck - c, e);
+            _mm256_storeu_ps(sr + c, e);
+        }
+        if (tail) {
+            __m256 e = exp2_nonpositive256(_mm256_fmsub_ps(_mm256_maskload_ps(sr + full, tailMask), vscale2, offset));
+            e = _mm256_and_ps(e, _mm256_castsi256_ps(tailMask));
+            sum = _mm256_add_ps(sum, e);
+            _mm256_maskstore_ps(sr + full, tailMask, e);
         }
         // The first block has m = -inf: alpha is then 0, and o and l start at 0 anyway.
         float alpha = m[r] == -INFINITY ? 0.0f : expf(m[r] - mx);

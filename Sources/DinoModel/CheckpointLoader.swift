@@ -116,10 +116,7 @@ struct CheckpointLoader {
 
     /// `layer` packed for the GEMM kernel when the loader packs or rounds to bf16.
     private func gemm(_ layer: LinearWeights) -> LinearWeights {
-        switch precision {
-        case .bf16: layer.packedBF16ForGEMM()
-        case .fp32: pack ? layer.packedForGEMM() : layer
-        }
+        precision == .bf16 || pack ? layer.packedForGEMM(precision) : layer
     }
 
     private mutating func layerNorm(_ name: String) throws(DinoModelError) -> LayerNormWeights {

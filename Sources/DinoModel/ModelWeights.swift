@@ -19,24 +19,25 @@ struct LinearWeights: Sendable {
     /// for `WeightPrecision.bf16`.
     var packedBF16: [UInt16]? = nil
 
-    /// The layer with its weight packed for the AVX2 GEMM (the `[out, in]` copy is dropped, so
-    /// memory does not grow).
-    func packedForGEMM() -> LinearWeights {
+    /// The layer with its weight packed for the GEMM kernels (the `[out, in]` copy is dropped, so
+    /// memory does not grow): float32 panels for the AVX2 kernel, or for `.bf16` the weight rounded
+    /// to bfloat16 in the same panels (packed on every CPU: without AVX2, `apply` widens it back per
+    /// call for OpenBLAS).
+    func packedForGEMM(_ precision: WeightPrecision = .fp32) -> LinearWeights {
         var copy = self
-        var panels = [Float](repeating: 0, count: dino_packed_weight_count(outFeatures, inFeatures))
-        dino_pack_weight(weight, outFeatures, inFeatures, &panels)
-        copy.packed = panels
-        copy.weight = []
-        return copy
-    }
-
-    /// The layer with its weight rounded to bfloat16 and packed (`[out, in]` copy dropped).
-    /// Packed on every CPU: without AVX2, `apply` widens it back per call for OpenBLAS.
-    func packedBF16ForGEMM() -> LinearWeights {
-        var copy = self
-        var panels = [UInt16](repeating: 0, count: dino_packed_weight_count(outFeatures, inFeatures))
-        dino_pack_weight_bf16(weight, outFeatures, inFeatures, &panels)
-        copy.packedBF16 = panels
+        let count = dino_packed_weight_count(outFeatures, inFeatures)
+        switch precision {
+        case .fp32:
+            copy.packed = [Float](unsafeUninitializedCapacity: count) { panels, initialized in
+                dino_pack_weight(weight, outFeatures, inFeatures, panels.baseAddress)
+                initialized = count
+            }
+        case .bf16:
+            copy.packedBF16 = [UInt16](unsafeUninitializedCapacity: count) { panels, initialized in
+                dino_pack_weight_bf16(weight, outFeatures, inFeatures, panels.baseAddress)
+                initialized = count
+            }
+        }
         copy.weight = []
         return copy
     }

@@ -178,6 +178,9 @@ public struct DinoConfiguration: Codable, Sendable, Equatable {
         return configuration
     }
 
+    /// The widest FFN accepted (ViT-g has 6144; the product is converted to an integer width).
+    public static let maximumFFNWidth = Double(1 << 30)
+
     /// Checks that the values describe a model that can be built.
     public func validate(path: String = "config.json") throws(DinoModelError) {
         func bad(_ field: CodingKeys, _ reason: String) -> DinoModelError {
@@ -192,7 +195,11 @@ public struct DinoConfiguration: Codable, Sendable, Equatable {
         guard hiddenSize % numAttentionHeads == 0 else {
             throw bad(.numAttentionHeads, "\(numAttentionHeads) heads do not divide hidden_size \(hiddenSize)")
         }
-        guard mlpRatio.isFinite, mlpRatio > 0, ffnHiddenSize > 0 else { throw bad(.mlpRatio, "must be positive, got \(mlpRatio)") }
+        guard mlpRatio.isFinite, mlpRatio > 0 else { throw bad(.mlpRatio, "must be positive, got \(mlpRatio)") }
+        guard Double(hiddenSize) * mlpRatio <= Self.maximumFFNWidth else {
+            throw bad(.mlpRatio, "hidden_size \(hiddenSize) x mlp_ratio \(mlpRatio) is an FFN wider than \(Int(Self.maximumFFNWidth))")
+        }
+        guard ffnHiddenSize > 0 else { throw bad(.mlpRatio, "gives an empty FFN: hidden_size \(hiddenSize) x \(mlpRatio)") }
         guard Activation(configName: hiddenAct) != nil else {
             throw bad(.hiddenAct, "'\(hiddenAct)' is not one of \(Activation.configNames)")
         }
@@ -224,8 +231,12 @@ public struct DinoConfiguration: Codable, Sendable, Equatable {
 
     /// Hidden width of the FFN: `int(C * mlp_ratio)`, or for SwiGLU two thirds of that rounded
     /// up to a multiple of 8.
+    /// 0 when `hidden_size * mlp_ratio` is not a finite width up to `maximumFFNWidth` (which
+    /// `validate` refuses).
     public var ffnHiddenSize: Int {
-        let width = Int(Double(hiddenSize) * mlpRatio)
+        let product = Double(hiddenSize) * mlpRatio
+        guard product.isFinite, product >= 0, product <= Self.maximumFFNWidth else { return 0 }
+        let width = Int(product)
         // ref: HF Dinov2WithRegistersSwiGLUFFN / dinov2 SwiGLUFFNFused
         return useSwigluFFN ? (Int(Double(width) * 2 / 3) + 7) / 8 * 8 : width
     }

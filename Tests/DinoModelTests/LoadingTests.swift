@@ -118,6 +118,10 @@ struct LoadingTests {
         ("image_size", { $0["image_size"] = [56, 28] }),
         ("num_register_tokens", { $0["num_register_tokens"] = -1 }),
         ("layer_norm_eps", { $0["layer_norm_eps"] = 0 }),
+        // Found by Scripts/fuzz.sh: the FFN width overflowed Int and trapped.
+        ("mlp_ratio", { $0["mlp_ratio"] = 4.8e46 }),
+        ("mlp_ratio", { $0["mlp_ratio"] = 1e-9 }),
+        ("mlp_ratio", { $0["hidden_size"] = 3 << 40; $0["num_attention_heads"] = 3 }),
     ]
 
     @Test("invalid configuration values name the field", arguments: 0..<badConfigs.count)

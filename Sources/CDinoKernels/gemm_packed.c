@@ -32,21 +32,17 @@ void dino_pack_weight(const float *w, size_t N, size_t K, float *packed) { dino_
 // then becomes columns 0-7 by a shift left of 16 and columns 8-15 by masking the low halves.
 static inline size_t bf16_slot(size_t j) { return j < 8 ? 2 * j : 2 * (j - 8) + 1; }
 
-static inline uint16_t float_to_bf16(float v) {
-    uint16_t h;
-    dino_f32_to_bf16(&v, &h, 1);
-    return h;
-}
-
 void dino_pack_weight_bf16(const float *w, size_t N, size_t K, uint16_t *packed) {
-    size_t panels = (N + 15) / 16;
-    for (size_t p = 0; p < panels; p++) {
-        uint16_t *panel = packed + p * 16 * K;
+    // Each row of 16 is packed as dino_pack_weight packs it (zero padding included), then rounded
+    // and interleaved.
+    float row[16];
+    uint16_t bits[16];
+    for (size_t p = 0; p < (N + 15) / 16; p++) {
+        size_t valid = N - p * 16 < 16 ? N - p * 16 : 16;
         for (size_t k = 0; k < K; k++) {
-            for (size_t j = 0; j < 16; j++) {
-                size_t n = p * 16 + j;
-                panel[k * 16 + bf16_slot(j)] = n < N ? float_to_bf16(w[n * K + k]) : 0;
-            }
+            dino_pack_strided(w + p * 16 * K + k, valid, 1, K, 1, row);
+            dino_f32_to_bf16(row, bits, 16);
+            for (size_t j = 0; j < 16; j++) packed[(p * K + k) * 16 + bf16_slot(j)] = bits[j];
         }
     }
 }

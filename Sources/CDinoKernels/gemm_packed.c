@@ -98,51 +98,9 @@ void dino_gemm_packed_bf16_ref(const float *x, size_t ldx, size_t M, size_t K, c
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include "avx2_math.h"
 
-#include <pthread.h>
-#include <stdlib.h>
-
 // Up to 6 rows x 16 columns of out from the same 16-column weight panel: 12 accumulators, two
 // weight loads and one broadcast per row and step of K.
 #define ROWS 6
-// Blocking: KC steps of K keep a panel slice (KC x 16 floats, 24 KB) in L1 while it serves up to
-// MC_MAX rows, whose KC-long slices of x stay in L2 across all panels.
-#define KC 384
-#define MC_MAX 144
-
-// Each thread packs its block of x (MC_MAX x KC floats, 216 KB) into a buffer of its own, made on
-// first use and freed when the thread exits.
-static pthread_key_t x_block_key;
-static pthread_once_t x_block_once = PTHREAD_ONCE_INIT;
-static void make_x_block_key(void) { pthread_key_create(&x_block_key, free); }
-
-static _Atomic int x_block_disabled;
-void dino_gemm_packed_set_block_buffer(int enabled) { x_block_disabled = !enabled; }
-
-static float *x_block_buffer(void) {
-    if (x_block_disabled) return NULL;
-    pthread_once(&x_block_once, make_x_block_key);
-    float *buffer = pthread_getspecific(x_block_key);
-    if (!buffer) {
-        buffer = aligned_alloc(64, MC_MAX * KC * sizeof(float));
-        if (buffer) pthread_setspecific(x_block_key, buffer);
-    }
-    return buffer;
-}
-
-// Copies rows [m0, mend) x columns [k0, k0 + kc) of x into tiles of 6 rows, each [kc][6], so
-// the micro-kernel's six broadcasts per step of K read one contiguous stream instead of six rows
-// (about 10 % faster on the ViT shapes). Rows past mend repeat the last row; their results are
-// not stored.
-static inline DINO_AVX2 void pack_x_block(const float *x, size_t ldx, size_t m0, size_t mend, size_t k0, size_t kc,
-                                          float *block) {
-    for (size_t t0 = m0; t0 < mend; t0 += ROWS) {
-        float *tile = block + (t0 - m0) * kc;
-        const float *row[ROWS];
-        for (size_t r = 0; r < ROWS; r++) row[r] = x + (t0 + r < mend ? t0 + r : mend - 1) * ldx + k0;
-        for (size_t k = 0; k < kc; k++)
-            for (size_t r = 0; r < ROWS; r++) tile[k * ROWS + r] = row[r][k];
-    }
-}
 
 // Finishes one 8-column vector of a tile for one block of K. The sum over K arrives in pieces
 // (`first` / `last` block), each applied in place: stored sums add up in `out`, the activation
@@ -182,27 +140,32 @@ gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const void *pac
                  size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
                  dino_activation act) {
     size_t element = bf16 ? sizeof(uint16_t) : sizeof(float);
-    // Every row block streams the whole weight, so the blocks are made equal: 131 rows are one
-    // block, not 120 plus an 11-row remainder that would stream the weight again.
+    // Blocking: KC steps of K keep a panel slice (KC x 16 floats, 24 KB) in L1 while it serves
+    // MC rows, whose KC-long slices of x (at most 144 x KC floats, 216 KB) stay in L2 across all
+    // panels. Every row block streams the whole weight, so the blocks are made equal: 131 rows
+    // are one block, not 120 plus an 11-row remainder that would stream the weight again.
+    const size_t KC = 384, MC_MAX = 144;
     size_t row_blocks = (M + MC_MAX - 1) / MC_MAX;
     size_t MC = row_blocks ? ((M + row_blocks - 1) / row_blocks + ROWS - 1) / ROWS * ROWS : ROWS;
     size_t panels = (N + 15) / 16;
-    // Without a block buffer (allocation failed), each tile is packed for each panel instead.
-    float *block = x_block_buffer();
-    float tile_copy[ROWS * KC] __attribute__((aligned(64)));
     for (size_t k0 = 0; k0 < K || k0 == 0; k0 += KC) {
         size_t kend = K - k0 < KC ? K : k0 + KC;
         int first = k0 == 0, last = kend == K;
         for (size_t mb = 0; mb < M; mb += MC) {
             size_t mend = M - mb < MC ? M : mb + MC;
-            size_t kc = kend - k0;
-            if (block) pack_x_block(x, ldx, mb, mend, k0, kc, block);
             for (size_t p = 0; p < panels; p++) {
                 const char *panel = (const char *)packed + (p * panel_stride + k0 * 16) * element;
                 size_t n0 = p * 16;
                 size_t valid = N - n0 < 16 ? N - n0 : 16;
                 for (size_t m0 = mb; m0 < mend; m0 += ROWS) {
                     size_t rows = mend - m0 < ROWS ? mend - m0 : ROWS;
+                    const float *r0 = x + m0 * ldx + k0;
+                    // Rows past the end alias the last valid row; their results are not stored.
+                    const float *r1 = x + (m0 + (rows > 1 ? 1 : 0)) * ldx + k0;
+                    const float *r2 = x + (m0 + (rows > 2 ? 2 : 0)) * ldx + k0;
+                    const float *r3 = x + (m0 + (rows > 3 ? 3 : 0)) * ldx + k0;
+                    const float *r4 = x + (m0 + (rows > 4 ? 4 : 0)) * ldx + k0;
+                    const float *r5 = x + (m0 + (rows > 5 ? 5 : 0)) * ldx + k0;
                     __m256 a00 = _mm256_setzero_ps(), a01 = _mm256_setzero_ps();
                     __m256 a10 = _mm256_setzero_ps(), a11 = _mm256_setzero_ps();
                     __m256 a20 = _mm256_setzero_ps(), a21 = _mm256_setzero_ps();
@@ -218,29 +181,26 @@ gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const void *pac
                             _mm_prefetch((const char *)(dst + valid - 1), _MM_HINT_T0);
                         }
                     }
-                    const float *a = tile_copy;
-                    if (block) a = block + (m0 - mb) * kc;
-                    else pack_x_block(x, ldx, m0, m0 + rows, k0, kc, tile_copy);
                     const char *b = panel;
-                    for (size_t k = 0; k < kc; k++, b += 16 * element, a += ROWS) {
+                    for (size_t k = 0; k < kend - k0; k++, b += 16 * element) {
                         __m256 b0, b1, v;
                         panel_step(b, bf16, &b0, &b1);
-                        v = _mm256_broadcast_ss(a + 0);
+                        v = _mm256_broadcast_ss(r0 + k);
                         a00 = _mm256_fmadd_ps(v, b0, a00);
                         a01 = _mm256_fmadd_ps(v, b1, a01);
-                        v = _mm256_broadcast_ss(a + 1);
+                        v = _mm256_broadcast_ss(r1 + k);
                         a10 = _mm256_fmadd_ps(v, b0, a10);
                         a11 = _mm256_fmadd_ps(v, b1, a11);
-                        v = _mm256_broadcast_ss(a + 2);
+                        v = _mm256_broadcast_ss(r2 + k);
                         a20 = _mm256_fmadd_ps(v, b0, a20);
                         a21 = _mm256_fmadd_ps(v, b1, a21);
-                        v = _mm256_broadcast_ss(a + 3);
+                        v = _mm256_broadcast_ss(r3 + k);
                         a30 = _mm256_fmadd_ps(v, b0, a30);
                         a31 = _mm256_fmadd_ps(v, b1, a31);
-                        v = _mm256_broadcast_ss(a + 4);
+                        v = _mm256_broadcast_ss(r4 + k);
                         a40 = _mm256_fmadd_ps(v, b0, a40);
                         a41 = _mm256_fmadd_ps(v, b1, a41);
-                        v = _mm256_broadcast_ss(a + 5);
+                        v = _mm256_broadcast_ss(r5 + k);
                         a50 = _mm256_fmadd_ps(v, b0, a50);
                         a51 = _mm256_fmadd_ps(v, b1, a51);
                     }
@@ -270,8 +230,6 @@ DINO_AVX2 void dino_gemm_packed_bf16_avx2(const float *x, size_t ldx, size_t M, 
 }
 
 #else
-
-void dino_gemm_packed_set_block_buffer(int enabled) { (void)enabled; }
 
 void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t panel_stride,
                            size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,

@@ -269,33 +269,6 @@ struct PackedGemmTests {
         }
     }
 
-    /// The kernels copy each thread's block of x into a buffer of that thread; when it cannot be
-    /// allocated they copy every tile for every panel instead. Both orders of work give the same
-    /// sums, so the same bits. `.serialized`: the switch is process-wide.
-    @Test("copying x per tile, without the block buffer, gives the same bits", .serialized, arguments: oddShapes)
-    func withoutBlockBuffer(m: Int, n: Int, k: Int) {
-        let x = randomFloats(m * (k + 3), seed: 51), w = randomFloats(n * k, seed: 52), bias = randomFloats(n, seed: 53)
-        var packed = [Float](repeating: 0, count: dino_packed_weight_count(n, k))
-        var packedBF16 = [UInt16](repeating: 0, count: dino_packed_weight_count(n, k))
-        dino_pack_weight(w, n, k, &packed)
-        dino_pack_weight_bf16(w, n, k, &packedBF16)
-        func run(bf16: Bool, blockBuffer: Bool) -> [Float] {
-            dino_gemm_packed_set_block_buffer(blockBuffer ? 1 : 0)
-            defer { dino_gemm_packed_set_block_buffer(1) }
-            var out = [Float](repeating: 0, count: m * n)
-            if bf16 { dino_gemm_packed_bf16(x, k + 3, m, k, packedBF16, n, bias, &out, n, DINO_GEMM_ACTIVATION, nil, DINO_ACT_GELU) }
-            else { dino_gemm_packed(x, k + 3, m, k, packed, n, bias, &out, n, DINO_GEMM_ACTIVATION, nil, DINO_ACT_GELU) }
-            return out
-        }
-        for bf16 in [false, true] {
-            #expect(run(bf16: bf16, blockBuffer: false) == run(bf16: bf16, blockBuffer: true), "\(m)x\(n)x\(k) bf16 \(bf16)")
-        }
-        // And the tile-copy path against the reference, every epilogue.
-        dino_gemm_packed_set_block_buffer(0)
-        defer { dino_gemm_packed_set_block_buffer(1) }
-        check(m: m, n: n, k: k, bf16: false)
-    }
-
     func check(m: Int, n: Int, k: Int, bf16: Bool) {
         let label = "\(m)x\(n)x\(k) \(bf16 ? "bf16" : "fp32")"
         let x = randomFloats(m * (k + 3), seed: 41)  // row stride k + 3

@@ -124,10 +124,6 @@ void dino_gemm_packed_strided(const float *x, size_t ldx, size_t M, size_t K, co
 void dino_gemm_packed_ref(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t panel_stride,
                           size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
                           dino_activation act);
-// The AVX2 kernels copy each thread's block of x (up to 144 rows x 384 columns) into a buffer of
-// that thread before it serves all weight panels. enabled = 0 makes them run as when that buffer
-// cannot be allocated (each 6-row tile copied again for each panel): for tests. Process-wide.
-void dino_gemm_packed_set_block_buffer(int enabled);
 
 // --- The same GEMM with bfloat16 weights ------------------------------------------------
 // Weights rounded to bfloat16 (to nearest even) and packed in the same panels, each row of 16

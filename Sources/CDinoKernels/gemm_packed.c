@@ -157,8 +157,28 @@ gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const void *pac
                 const char *panel = (const char *)packed + (p * panel_stride + k0 * 16) * element;
                 size_t n0 = p * 16;
                 size_t valid = N - n0 < 16 ? N - n0 : 16;
+                // The slice of weights that comes next (the next panel; after the last, the first
+                // panel for the next rows or the next block of K) is not where the hardware
+                // prefetchers look: each tile fetches its share of it into L2 (T2 keeps it out
+                // of L1, which holds this slice). 0-9 % faster on ViT-S's linear shapes, against
+                // the same kernel without it in one binary; 2-5 % on a forward (within the noise).
+                const char *next = NULL;
+                size_t next_steps = kend - k0;
+                if (p + 1 < panels) {
+                    next = panel + panel_stride * element;
+                } else if (mend < M) {
+                    next = (const char *)packed + k0 * 16 * element;
+                } else if (kend < K) {
+                    next = (const char *)packed + kend * 16 * element;
+                    next_steps = K - kend < KC ? K - kend : KC;
+                }
+                size_t next_lines = next ? (next_steps * 16 * element + 63) / 64 : 0;
+                size_t tiles = (mend - mb + ROWS - 1) / ROWS, lines_per_tile = (next_lines + tiles - 1) / tiles;
                 for (size_t m0 = mb; m0 < mend; m0 += ROWS) {
                     size_t rows = mend - m0 < ROWS ? mend - m0 : ROWS;
+                    size_t line = (m0 - mb) / ROWS * lines_per_tile;
+                    for (size_t end = line + lines_per_tile < next_lines ? line + lines_per_tile : next_lines; line < end; line++)
+                        _mm_prefetch(next + line * 64, _MM_HINT_T2);
                     const float *r0 = x + m0 * ldx + k0;
                     // Rows past the end alias the last valid row; their results are not stored.
                     const float *r1 = x + (m0 + (rows > 1 ? 1 : 0)) * ldx + k0;

@@ -133,8 +133,7 @@ extension LinearWeights {
                 (target, targetStride) = (out, ldc)
             }
             // bf16 weights without the AVX2 kernel are widened for this call (the portable path).
-            let blasWeight = packedBF16 == nil ? weight : unpackedWeight()
-            blasWeight.withUnsafeBufferPointer { w in
+            unpackedWeight().withUnsafeBufferPointer { w in
                 guard let base = w.baseAddress else { return }
                 ComputeThreads.parallelFor(rows, threads: threads) { _, range in
                     let c = target + range.lowerBound * targetStride

@@ -8,6 +8,6 @@ public enum WeightPrecision: String, Sendable, Equatable, CaseIterable {
     /// Rounded to bfloat16 (nearest even) at load and widened back to float32 inside the GEMM
     /// kernel: the backbone's weights take half the memory. This CPU path has no bfloat16 dot
     /// products (AVX512-BF16), so it is about as fast as fp32, not faster; the error against fp32
-    /// is measured by `ForwardBenchmark.precisionReport` and bounded in the tests.
+    /// is measured by `PrecisionComparison` (`dino bench --accuracy`) and bounded in the tests.
     case bf16
 }

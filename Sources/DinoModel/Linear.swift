@@ -37,16 +37,50 @@ public enum ComputeThreads {
         }
         let chunk = ((total + maxParts - 1) / maxParts + granularity - 1) / granularity * granularity
         let parts = (total + chunk - 1) / chunk
-        // concurrentPerform returns only when every iteration is done, so `body` and the
-        // buffers it captures outlive the parallel region; the box states that to the compiler.
+        // Both runners return only when every part is done, so `body` and the buffers it
+        // captures outlive the parallel region.
         withoutActuallyEscaping(body) { body in
-            let shared = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
-                let start = part * chunk
-                shared.value(part, start..<min(total, start + chunk))
+            var job = ParallelJob(body: body, chunk: chunk, total: total)
+            let ran = usesThreadPool ? withUnsafeMutablePointer(to: &job) { dino_pool_run(parts, runParallelPart, $0) } : 0
+            if ran == 1 { return }
+            if ran == -1 {
+                // A region inside a region: this thread is one of the pool's, so run it here.
+                for part in 0..<parts { job.run(part) }
+                return
             }
+            // The pool serves another thread's job (or is switched off): a general queue.
+            let shared = UncheckedSendable(job)
+            DispatchQueue.concurrentPerform(iterations: parts) { shared.value.run($0) }
         }
     }
+
+    private static let poolSwitch = Atomic<Bool>(ProcessInfo.processInfo.environment["DINO_THREAD_POOL"] != "dispatch")
+
+    /// Whether parallel regions run on the pool of `dino_thread_pool.h`, whose workers spin
+    /// briefly between regions (the default), or on Dispatch's `concurrentPerform`
+    /// (`DINO_THREAD_POOL=dispatch` at start-up, or set here, to compare the two).
+    public static var usesThreadPool: Bool {
+        get { poolSwitch.load(ordering: .relaxed) }
+        set { poolSwitch.store(newValue, ordering: .relaxed) }
+    }
+}
+
+/// One parallel region of `ComputeThreads.parallelFor`: part `i` covers rows
+/// `i * chunk ..< min(total, (i + 1) * chunk)`.
+private struct ParallelJob {
+    let body: (_ part: Int, _ slice: Range<Int>) -> Void
+    let chunk: Int
+    let total: Int
+
+    func run(_ part: Int) {
+        let start = part * chunk
+        body(part, start..<min(total, start + chunk))
+    }
+}
+
+/// The pool's entry point: `context` points at a `ParallelJob`.
+private func runParallelPart(_ context: UnsafeMutableRawPointer?, _ part: Int) {
+    context?.assumingMemoryBound(to: ParallelJob.self).pointee.run(part)
 }
 
 /// Carries a value into a synchronous parallel region (see `ComputeThreads.parallelFor`).

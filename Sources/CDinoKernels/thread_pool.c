@@ -120,7 +120,13 @@ int dino_pool_run(size_t parts, dino_parallel_body body, void *context) {
     // At most one worker per other core: spinning threads beyond the cores would take turns
     // on them. Parts beyond the workers are claimed by whoever finishes first (the caller too,
     // which also covers a worker that could not be started).
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    // sysconf reads /sys on every call: ask once.
+    static _Atomic long online_cores;
+    long cores = atomic_load_explicit(&online_cores, memory_order_relaxed);
+    if (cores == 0) {
+        cores = sysconf(_SC_NPROCESSORS_ONLN);
+        atomic_store_explicit(&online_cores, cores, memory_order_relaxed);
+    }
     size_t helpers = parts - 1;
     if (cores >= 1 && helpers > (size_t)cores - 1) helpers = (size_t)cores - 1;
     if (helpers > 0) ensure_workers(helpers, previous);

@@ -260,7 +260,10 @@ struct PackedGemmTests {
         return back
     }
 
-    static let oddShapes = [(1, 1, 1), (5, 17, 3), (6, 16, 8), (7, 33, 20), (13, 40, 64), (261, 96, 384), (250, 37, 1000), (433, 24, 50), (9, 20, 0)]
+    /// Odd sizes and tails of every kind; 433 rows make four row blocks, K 3100 two K blocks
+    /// (the kernel splits K above 3072) and K 6500 three.
+    static let oddShapes = [(1, 1, 1), (5, 17, 3), (6, 16, 8), (7, 33, 20), (13, 40, 64), (261, 96, 384), (250, 37, 1000), (433, 24, 50),
+                            (14, 33, 3100), (7, 17, 6500), (9, 20, 0)]
 
     @Test("matches the reference for odd shapes and every epilogue", arguments: oddShapes)
     func shapes(m: Int, n: Int, k: Int) {

@@ -148,7 +148,10 @@ gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const void *pac
     // no partial sums go through memory. Against blocks of 384 in one binary: 1.07-1.17x on
     // ViT-S's second FFN GEMM (K 1536), 1.05-1.13x on ViT-B's first (K 768), no change at K 384;
     // whole forwards 0.91-0.99x the time in 8 paired runs (ViT-S and ViT-B, 224 and 518, batch 8).
-    const size_t KC_MAX = 3072, MC_MAX = 144;
+    // Row blocks of up to 216 (170-210 rows at 518 px or batch 8) against 144: 1.03-1.09x on
+    // ViT-S's GEMMs at 1374 and 2088 rows, 72 and 288 were slower; forwards 0.91-1.02x the time
+    // in 6 paired runs (median 0.97). At 224 px, batch 1, each thread's 131 rows are one block.
+    const size_t KC_MAX = 3072, MC_MAX = 216;
     size_t k_blocks = (K + KC_MAX - 1) / KC_MAX;
     size_t KC = k_blocks > 1 ? (K + k_blocks - 1) / k_blocks : KC_MAX;
     size_t row_blocks = (M + MC_MAX - 1) / MC_MAX;

@@ -260,7 +260,7 @@ struct PackedGemmTests {
         return back
     }
 
-    /// Odd sizes and tails of every kind; 433 rows make four row blocks, K 3100 two K blocks
+    /// Odd sizes and tails of every kind; 433 rows make three row blocks, K 3100 two K blocks
     /// (the kernel splits K above 3072) and K 6500 three.
     static let oddShapes = [(1, 1, 1), (5, 17, 3), (6, 16, 8), (7, 33, 20), (13, 40, 64), (261, 96, 384), (250, 37, 1000), (433, 24, 50),
                             (14, 33, 3100), (7, 17, 6500), (9, 20, 0)]

@@ -92,8 +92,8 @@ static void *worker_main(void *argument) {
     return NULL;
 }
 
-// Starts workers until there are `wanted` (at most MAX_WORKERS); returns how many there are.
-static size_t ensure_workers(size_t wanted, uint32_t generation) {
+// Starts workers until there are `wanted` (at most MAX_WORKERS; fewer if the system refuses).
+static void ensure_workers(size_t wanted, uint32_t generation) {
     if (wanted > MAX_WORKERS) wanted = MAX_WORKERS;
     pthread_mutex_lock(&pool_lock);
     while (worker_count < wanted) {
@@ -106,9 +106,7 @@ static size_t ensure_workers(size_t wanted, uint32_t generation) {
         if (failed) break;
         worker_count++;
     }
-    size_t count = worker_count;
     pthread_mutex_unlock(&pool_lock);
-    return count;
 }
 
 int dino_pool_run(size_t parts, dino_parallel_body body, void *context) {
@@ -119,8 +117,8 @@ int dino_pool_run(size_t parts, dino_parallel_body body, void *context) {
     uint32_t previous = ticket_generation(atomic_load_explicit(&ticket, memory_order_relaxed));
     // At most one worker per other core: spinning threads beyond the cores would take turns
     // on them. Parts beyond the workers are claimed by whoever finishes first (the caller too,
-    // which also covers a worker that could not be started).
-    // sysconf reads /sys on every call: ask once.
+    // which also covers a worker that could not be started). sysconf reads /sys on every call,
+    // so it is asked once.
     static _Atomic long online_cores;
     long cores = atomic_load_explicit(&online_cores, memory_order_relaxed);
     if (cores == 0) {

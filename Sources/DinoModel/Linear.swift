@@ -44,7 +44,8 @@ public enum ComputeThreads {
             let ran = usesThreadPool ? withUnsafeMutablePointer(to: &job) { dino_pool_run(parts, runParallelPart, $0) } : 0
             if ran == 1 { return }
             if ran == -1 {
-                // A region inside a region: this thread is one of the pool's, so run it here.
+                // A region inside a part of another region: the pool's threads are busy with
+                // that one, so this thread runs every part itself.
                 for part in 0..<parts { job.run(part) }
                 return
             }

@@ -40,6 +40,14 @@ static inline DINO_AVX2 float hmax(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+// c[0] x^(n-1) + c[1] x^(n-2) + ... + c[n-1] by Horner's rule, one FMA per coefficient. The
+// callers pass constant arrays, so this unrolls into the same code as writing it out.
+static inline __attribute__((always_inline)) DINO_AVX2 __m256 horner256(__m256 x, const float *c, int n) {
+    __m256 p = _mm256_set1_ps(c[0]);
+    for (int i = 1; i < n; i++) p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(c[i]));
+    return p;
+}
+
 // e^x: Cody-Waite range reduction to r in [-ln2/2, ln2/2], degree-6 polynomial (Cephes expf
 // coefficients), 2^n built in the exponent field. Relative error about 2 ulp; inputs below
 // -87.3 give 2^-126 instead of underflowing, inputs above 88.37 give +inf.
@@ -49,12 +57,9 @@ static inline DINO_AVX2 __m256 exp256(__m256 x) {
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
     r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    static const float c[] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                              4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+    __m256 p = horner256(r, c, 6);
     __m256 y = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
@@ -67,13 +72,9 @@ static inline DINO_AVX2 __m256 exp2_nonpositive256(__m256 x) {
     x = _mm256_max_ps(x, _mm256_set1_ps(-125.0f));
     __m256 n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 f = _mm256_sub_ps(x, n);
-    __m256 p = _mm256_set1_ps(1.535336188319500e-4f);
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.339887440266574e-3f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.618437357674640e-3f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.550332471162809e-2f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.402264791363012e-1f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.931472028550421e-1f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
+    static const float c[] = {1.535336188319500e-4f, 1.339887440266574e-3f, 9.618437357674640e-3f,
+                              5.550332471162809e-2f, 2.402264791363012e-1f, 6.931472028550421e-1f, 1.0f};
+    __m256 p = horner256(f, c, 7);
     __m256i bits = _mm256_add_epi32(_mm256_castps_si256(p), _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23));
     return _mm256_castsi256_ps(bits);
 }
@@ -94,18 +95,11 @@ static inline DINO_AVX2 __m256 gelu256(__m256 x) {
     __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f));
     z = _mm256_min_ps(_mm256_max_ps(z, _mm256_set1_ps(-zmax)), _mm256_set1_ps(zmax));
     __m256 s = _mm256_mul_ps(z, z);
-    __m256 p = _mm256_set1_ps(2.144581435e-06f);
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(2.847161837e-04f));
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(3.568380938e-03f));
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(5.214914216e-02f));
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(1.852272103e-01f));
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(1.128379156e+00f));
-    __m256 q = _mm256_set1_ps(3.906541461e-05f);
-    q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(1.122802606e-03f));
-    q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(1.456886475e-02f));
-    q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(1.120462517e-01f));
-    q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(4.974864006e-01f));
-    q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(1.0f));
+    static const float pc[] = {2.144581435e-06f, 2.847161837e-04f, 3.568380938e-03f,
+                               5.214914216e-02f, 1.852272103e-01f, 1.128379156e+00f};
+    static const float qc[] = {3.906541461e-05f, 1.122802606e-03f, 1.456886475e-02f,
+                               1.120462517e-01f, 4.974864006e-01f, 1.0f};
+    __m256 p = horner256(s, pc, 6), q = horner256(s, qc, 6);
     __m256 one = _mm256_set1_ps(1.0f);
     __m256 e = _mm256_div_ps(_mm256_mul_ps(z, p), q);
     e = _mm256_min_ps(_mm256_max_ps(e, _mm256_set1_ps(-1.0f)), one);

@@ -21,7 +21,7 @@ blas_include=/usr/include/x86_64-linux-gnu/openblas-pthread
 blas_lib=/usr/lib/x86_64-linux-gnu/openblas-pthread
 
 cat > "$build/modules/CDinoKernels/module.modulemap" <<MAP
-module CDinoKernels { umbrella header "$root/Sources/CDinoKernels/include/dino_kernels.h" export * }
+module CDinoKernels { umbrella "$root/Sources/CDinoKernels/include" export * }
 MAP
 cat > "$build/modules/COpenCVBridge/module.modulemap" <<MAP
 module COpenCVBridge { header "$root/Sources/COpenCVBridge/include/dino_opencv.h" export * }

@@ -80,6 +80,9 @@ struct FeaturesCommand: ParsableCommand {
             if !images.inputs.isEmpty { throw ValidationError("give either image inputs or --pixels, not both") }
         } else {
             if images.inputs.isEmpty { throw ValidationError("give image files, folders or globs, or --pixels") }
+            if let outputFile {
+                throw ValidationError("--output \(outputFile) goes with --pixels; the outputs of images go to --output-dir DIR")
+            }
             if hiddenStates || attentions { throw ValidationError("--hidden-states and --attentions go with --pixels") }
         }
     }

@@ -180,6 +180,16 @@ struct FeaturesCommandTests {
         #expect(scratch.contents == ["pixels.npy"])
     }
 
+    @Test("--output FILE with image inputs is refused, pointing at --output-dir, before anything runs")
+    func outputFileWithImages() throws {
+        let scratch = try Scratch()
+        let result = try CLI.run(["features", "--model", CLI.fixtures.appendingPathComponent("reg1_nointerp").path,
+                                  scratch.path("photo.png"), "--output", scratch.path("features")])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("--output-dir") && result.stderr.contains(scratch.path("features")), "\(result.stderr)")
+        #expect(scratch.contents.isEmpty)
+    }
+
     @Test("a missing model folder or pixel file is named")
     func missingFiles() throws {
         let scratch = try Scratch()

@@ -61,6 +61,21 @@ struct ComputeThreadsTests {
         }
     }
 
+    @Test("a forward pass gives the same bits with 1, 2, 3 and 5 compute threads")
+    func threadCountInvariance() throws {
+        let model = try VisionTransformer(directory: Fixtures.folder("reg4_downsample"))
+        let count = 2 * 3 * 70 * 56
+        let pixels = Tensor(shape: [2, 3, 70, 56], scalars: (0..<count).map { Float(($0 * 40503) % 2039) / 1019 - 1 })
+        let initial = ComputeThreads.current
+        defer { ComputeThreads.set(initial) }
+        var outputs: [Tensor] = []
+        for threads in [1, 2, 3, 5] {
+            ComputeThreads.set(threads)
+            outputs.append(try model(pixels).lastHiddenState)
+        }
+        #expect(outputs.allSatisfy { $0 == outputs[0] })
+    }
+
     @Test("a forward pass gives the same bits on the pool and on Dispatch")
     func poolAndDispatchAgree() throws {
         let model = try VisionTransformer(directory: Fixtures.folder("reg4_downsample"))

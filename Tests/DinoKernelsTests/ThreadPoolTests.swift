@@ -9,6 +9,8 @@ private final class PartLog: @unchecked Sendable {
     var threads = Set<UInt64>()
     var nestedResults: [Int32] = []
     var nested = false
+    /// Keeps the parts' busy work from being optimised away.
+    var sink = 0.0
 
     init(parts: Int) { counts = Array(repeating: 0, count: parts) }
 }
@@ -26,7 +28,8 @@ private func recordPart(_ context: UnsafeMutableRawPointer?, _ part: Int) {
     for i in 0..<20_000 { spin += Double(i).squareRoot() }
     log.lock.lock()
     log.counts[part] += 1
-    log.threads.insert(UInt64(pthread_self()) &+ (spin < 0 ? 1 : 0))
+    log.threads.insert(UInt64(pthread_self()))
+    log.sink += spin
     if let nestedResult { log.nestedResults.append(nestedResult) }
     log.lock.unlock()
 }
@@ -37,6 +40,9 @@ private func runOnPool(parts: Int, nested: Bool = false) -> (result: Int32, log:
     let result = withExtendedLifetime(log) { dino_pool_run(parts, recordPart, Unmanaged.passUnretained(log).toOpaque()) }
     return (result, log)
 }
+
+/// The pool is process-wide: other tests' forward passes may hold it. Give them a moment.
+private func waitForOtherJobs() { usleep(1000) }
 
 @Suite("Kernels: the compute thread pool", .serialized)
 struct ThreadPoolTests {
@@ -59,9 +65,10 @@ struct ThreadPoolTests {
     func usesWorkers() {
         guard ProcessInfo.processInfo.activeProcessorCount > 1 else { return }
         var threads = Set<UInt64>()
-        for _ in 0..<50 where threads.count < 2 {
+        let deadline = Date().addingTimeInterval(60)
+        while threads.count < 2, Date() < deadline {
             let (result, log) = runOnPool(parts: 8)
-            if result == 1 { threads.formUnion(log.threads) }
+            if result == 1 { threads.formUnion(log.threads) } else { waitForOtherJobs() }
         }
         #expect(threads.count >= 2)
     }
@@ -69,9 +76,10 @@ struct ThreadPoolTests {
     @Test("a region inside a part is refused with -1, to be run on that thread")
     func nestedRegion() {
         var ran = 0
-        for _ in 0..<200 where ran < 10 {
+        let deadline = Date().addingTimeInterval(60)
+        while ran < 10, Date() < deadline {
             let (result, log) = runOnPool(parts: 4, nested: true)
-            guard result == 1 else { continue }
+            guard result == 1 else { waitForOtherJobs(); continue }
             ran += 1
             #expect(log.nestedResults == [-1, -1, -1, -1])
             #expect(log.counts == [1, 1, 1, 1])
@@ -81,7 +89,22 @@ struct ThreadPoolTests {
 
     @Test("callers on 8 threads at once: each job runs once (on the pool or refused with 0)")
     func concurrentCallers() async {
-        let outcomes = await withTaskGroup(of: (Int, Int).self) { group in
+        // Rounds repeat (up to a minute) while other tests keep the pool busy for every job.
+        let deadline = Date().addingTimeInterval(60)
+        var outcomes = (0, 0)
+        repeat {
+            outcomes = await Self.concurrentRound()
+            print("thread pool: 1600 jobs from 8 threads, \(outcomes.0) ran on the pool, \(outcomes.1) refused as busy")
+            #expect(outcomes.0 + outcomes.1 == 1600)
+            if outcomes.0 == 0 { waitForOtherJobs() }
+        } while outcomes.0 == 0 && Date() < deadline
+        #expect(outcomes.0 > 0)
+    }
+
+    /// 200 jobs from each of 8 threads at once: how many ran completely and how many were
+    /// refused with nothing run.
+    static func concurrentRound() async -> (Int, Int) {
+        await withTaskGroup(of: (Int, Int).self) { group in
             for task in 0..<8 {
                 group.addTask {
                     var ran = 0, refused = 0
@@ -98,8 +121,5 @@ struct ThreadPoolTests {
             for await (ran, refused) in group { total = (total.0 + ran, total.1 + refused) }
             return total
         }
-        print("thread pool: 1600 jobs from 8 threads, \(outcomes.0) ran on the pool, \(outcomes.1) refused as busy")
-        #expect(outcomes.0 + outcomes.1 == 1600)
-        #expect(outcomes.0 > 0)
     }
 }

@@ -32,7 +32,7 @@ static inline void cpu_relax(void) {}
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_wake = PTHREAD_COND_INITIALIZER;
 static atomic_flag pool_busy = ATOMIC_FLAG_INIT;
-static size_t worker_count; // guarded by pool_lock
+static size_t worker_count; // touched only by the caller holding pool_busy
 static _Atomic uint64_t ticket;
 static _Atomic int sleepers;
 static _Atomic size_t finished;
@@ -93,9 +93,10 @@ static void *worker_main(void *argument) {
 }
 
 // Starts workers until there are `wanted` (at most MAX_WORKERS; fewer if the system refuses).
+// Only the caller holding pool_busy gets here, so worker_count needs no lock of its own, and the
+// parallel regions after the first pay one comparison.
 static void ensure_workers(size_t wanted, uint32_t generation) {
     if (wanted > MAX_WORKERS) wanted = MAX_WORKERS;
-    pthread_mutex_lock(&pool_lock);
     while (worker_count < wanted) {
         pthread_t thread;
         pthread_attr_t attributes;
@@ -106,14 +107,13 @@ static void ensure_workers(size_t wanted, uint32_t generation) {
         if (failed) break;
         worker_count++;
     }
-    pthread_mutex_unlock(&pool_lock);
 }
 
 int dino_pool_run(size_t parts, dino_parallel_body body, void *context) {
-    if (parts == 0) return 1;
-    if (parts > 0xFFFF) return 0;
-    if (inside_region) return -1;
-    if (atomic_flag_test_and_set_explicit(&pool_busy, memory_order_acquire)) return 0;
+    if (parts == 0) return DINO_POOL_RAN;
+    if (parts > 0xFFFF) return DINO_POOL_BUSY;
+    if (inside_region) return DINO_POOL_NESTED;
+    if (atomic_flag_test_and_set_explicit(&pool_busy, memory_order_acquire)) return DINO_POOL_BUSY;
     uint32_t previous = ticket_generation(atomic_load_explicit(&ticket, memory_order_relaxed));
     // At most one worker per other core: spinning threads beyond the cores would take turns
     // on them. Parts beyond the workers are claimed by whoever finishes first (the caller too,
@@ -148,5 +148,5 @@ int dino_pool_run(size_t parts, dino_parallel_body body, void *context) {
         if (spins % 4096 == 0) sched_yield();
     }
     atomic_flag_clear_explicit(&pool_busy, memory_order_release);
-    return 1;
+    return DINO_POOL_RAN;
 }

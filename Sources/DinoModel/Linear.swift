@@ -41,9 +41,9 @@ public enum ComputeThreads {
         // captures outlive the parallel region.
         withoutActuallyEscaping(body) { body in
             var job = ParallelJob(body: body, chunk: chunk, total: total)
-            let ran = usesThreadPool ? withUnsafeMutablePointer(to: &job) { dino_pool_run(parts, runParallelPart, $0) } : 0
-            if ran == 1 { return }
-            if ran == -1 {
+            let ran = usesThreadPool ? withUnsafeMutablePointer(to: &job) { dino_pool_run(parts, runParallelPart, $0) } : DINO_POOL_BUSY
+            if ran == DINO_POOL_RAN { return }
+            if ran == DINO_POOL_NESTED {
                 // A region inside a part of another region: the pool's threads are busy with
                 // that one, so this thread runs every part itself.
                 for part in 0..<parts { job.run(part) }

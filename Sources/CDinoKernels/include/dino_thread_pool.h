@@ -14,6 +14,11 @@
 extern "C" {
 #endif
 
+/// What dino_pool_run did.
+#define DINO_POOL_RAN 1
+#define DINO_POOL_BUSY 0
+#define DINO_POOL_NESTED (-1)
+
 /// One part of a parallel job: `part` is in 0..<parts.
 typedef void (*dino_parallel_body)(void *context, size_t part);
 
@@ -22,9 +27,9 @@ typedef void (*dino_parallel_body)(void *context, size_t part);
 /// all parts are done. Parts are claimed dynamically: whoever is free takes the next one, so
 /// the caller takes over parts that no worker has started.
 ///
-/// Returns 1 when the job ran; 0 when it did not run because the pool is serving another
-/// thread's job (or parts > 65535): run it some other way; -1 when called from inside a part
-/// (a nested region): run it on this thread.
+/// Returns DINO_POOL_RAN when the job ran; DINO_POOL_BUSY when it did not run because the pool
+/// is serving another thread's job (or parts > 65535): run it some other way; DINO_POOL_NESTED
+/// when called from inside a part (a nested region): run it on this thread.
 int dino_pool_run(size_t parts, dino_parallel_body body, void *context);
 
 #ifdef __cplusplus

@@ -12,7 +12,7 @@
 
 size_t dino_packed_weight_count(size_t N, size_t K) { return (N + 15) / 16 * 16 * K; }
 
-void dino_pack_strided(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k, float *packed) {
+void dino_pack_strided_ref(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k, float *packed) {
     size_t panels = (N + 15) / 16;
     for (size_t p = 0; p < panels; p++) {
         float *panel = packed + p * 16 * K;
@@ -20,6 +20,40 @@ void dino_pack_strided(const float *w, size_t N, size_t K, size_t stride_n, size
             for (size_t j = 0; j < 16; j++) {
                 size_t n = p * 16 + j;
                 panel[k * 16 + j] = n < N ? w[n * stride_n + k * stride_k] : 0.0f;
+            }
+        }
+    }
+}
+
+// Attention packs every head's keys and values in every block, so the two layouts it uses get
+// loops without the general index arithmetic: keys ([keys, D] rows, stride_k 1) are a transpose
+// of 16 rows at a time; values (stride_n 1) copy 16 contiguous floats per step of K.
+void dino_pack_strided(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k, float *packed) {
+    if (stride_n != 1 && stride_k != 1) {
+        dino_pack_strided_ref(w, N, K, stride_n, stride_k, packed);
+        return;
+    }
+    int use_avx2 = dino_kernels_active_isa() == DINO_ISA_AVX2;
+    for (size_t p = 0; p < (N + 15) / 16; p++) {
+        float *panel = packed + p * 16 * K;
+        const float *src = w + p * 16 * stride_n;
+        size_t valid = N - p * 16 < 16 ? N - p * 16 : 16;
+        if (stride_n == 1) {
+            for (size_t k = 0; k < K; k++) {
+                if (valid == 16) {
+                    memcpy(panel + k * 16, src + k * stride_k, 16 * sizeof(float));
+                } else {
+                    memcpy(panel + k * 16, src + k * stride_k, valid * sizeof(float));
+                    memset(panel + k * 16 + valid, 0, (16 - valid) * sizeof(float));
+                }
+            }
+        } else {
+            if (valid < 16) memset(panel, 0, 16 * K * sizeof(float));
+            // Blocks of 8 rows x 8 steps of K transpose in registers where AVX2 runs.
+            size_t done = valid == 16 && use_avx2 ? dino_transpose_panel_avx2(src, stride_n, K, panel) : 0;
+            for (size_t j = 0; j < valid; j++) {
+                const float *row = src + j * stride_n;
+                for (size_t k = done; k < K; k++) panel[k * 16 + j] = row[k];
             }
         }
     }
@@ -246,6 +280,41 @@ gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const void *pac
     }
 }
 
+// Panel element (k, j) = rows[j * stride + k] for 16 rows, in blocks of 8 x 8 (unpack, shuffle,
+// swap lanes); returns the steps of K done, a multiple of 8.
+DINO_AVX2 size_t dino_transpose_panel_avx2(const float *rows, size_t stride, size_t K, float *panel) {
+    size_t k0 = 0;
+    for (; k0 + 8 <= K; k0 += 8) {
+        for (size_t half = 0; half < 16; half += 8) {
+            const float *r = rows + half * stride + k0;
+            __m256 t0 = _mm256_unpacklo_ps(_mm256_loadu_ps(r), _mm256_loadu_ps(r + stride));
+            __m256 t1 = _mm256_unpackhi_ps(_mm256_loadu_ps(r), _mm256_loadu_ps(r + stride));
+            __m256 t2 = _mm256_unpacklo_ps(_mm256_loadu_ps(r + 2 * stride), _mm256_loadu_ps(r + 3 * stride));
+            __m256 t3 = _mm256_unpackhi_ps(_mm256_loadu_ps(r + 2 * stride), _mm256_loadu_ps(r + 3 * stride));
+            __m256 t4 = _mm256_unpacklo_ps(_mm256_loadu_ps(r + 4 * stride), _mm256_loadu_ps(r + 5 * stride));
+            __m256 t5 = _mm256_unpackhi_ps(_mm256_loadu_ps(r + 4 * stride), _mm256_loadu_ps(r + 5 * stride));
+            __m256 t6 = _mm256_unpacklo_ps(_mm256_loadu_ps(r + 6 * stride), _mm256_loadu_ps(r + 7 * stride));
+            __m256 t7 = _mm256_unpackhi_ps(_mm256_loadu_ps(r + 6 * stride), _mm256_loadu_ps(r + 7 * stride));
+            // u0-u3: rows 0-3 at steps 0-3 of the block (low lane) and 4-7 (high lane); u4-u7:
+            // rows 4-7. Swapping lanes then gives one step of K for 8 rows per vector.
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *out = panel + k0 * 16 + half;
+            _mm256_storeu_ps(out + 0 * 16, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(out + 1 * 16, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(out + 2 * 16, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(out + 3 * 16, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(out + 4 * 16, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(out + 5 * 16, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(out + 6 * 16, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(out + 7 * 16, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+    }
+    return k0;
+}
+
 DINO_AVX2 void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const float *packed,
                                      size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
                                      dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
@@ -259,6 +328,8 @@ DINO_AVX2 void dino_gemm_packed_bf16_avx2(const float *x, size_t ldx, size_t M, 
 }
 
 #else
+
+size_t dino_transpose_panel_avx2(const float *rows, size_t stride, size_t K, float *panel) { return 0; }
 
 void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t panel_stride,
                            size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,

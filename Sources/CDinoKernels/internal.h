@@ -22,6 +22,7 @@ void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const
 void dino_gemm_packed_bf16_avx2(const float *x, size_t ldx, size_t M, size_t K, const uint16_t *packed,
                                 size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
                                 dino_gemm_epilogue mode, const float *gamma, dino_activation act);
+size_t dino_transpose_panel_avx2(const float *rows, size_t stride, size_t K, float *panel);
 /// 1 when the AVX2 kernels were compiled for this architecture.
 int dino_avx2_compiled(void);
 

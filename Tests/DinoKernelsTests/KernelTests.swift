@@ -265,6 +265,30 @@ struct PackedGemmTests {
     static let oddShapes = [(1, 1, 1), (5, 17, 3), (6, 16, 8), (7, 33, 20), (13, 40, 64), (261, 96, 384), (250, 37, 1000), (433, 24, 50),
                             (14, 33, 3100), (7, 17, 6500), (9, 20, 0)]
 
+    /// (N, K, stride_n, stride_k): attention's keys of one head (rows of a [tokens, 3C] buffer),
+    /// its values (transposed), both with tails of N and K, and a layout with neither stride 1.
+    static let packLayouts = [(261, 64, 1152, 1), (37, 13, 50, 1), (16, 8, 8, 1), (5, 3, 7, 1), (64, 261, 1, 1152), (40, 19, 1, 45),
+                              (1, 1, 1, 1), (33, 9, 2, 70), (20, 0, 1, 20)]
+
+    @Test("packing keys and values equals the plain loop and the definition", arguments: packLayouts)
+    func packStrided(n: Int, k: Int, strideN: Int, strideK: Int) {
+        let source = randomFloats(max(1, (n - 1) * strideN + (k - 1) * strideK + 1), seed: 46)
+        let count = dino_packed_weight_count(n, k)
+        var fast = [Float](repeating: .nan, count: count), ref = [Float](repeating: .nan, count: count)
+        dino_pack_strided(source, n, k, strideN, strideK, &fast)
+        dino_pack_strided_ref(source, n, k, strideN, strideK, &ref)
+        let differing = (0..<count).filter { fast[$0] != ref[$0] }
+        #expect(differing.isEmpty, "\(n)x\(k) strides \(strideN), \(strideK): \(differing.count) of \(count) differ, first at \(differing.first ?? -1)")
+        // Panel p holds columns 16p..16p+15 K-major, zero past N.
+        let expected = (0..<count).map { i -> Float in
+            let (panel, within) = (i / (16 * k), i % (16 * k))
+            let column = panel * 16 + within % 16, step = within / 16
+            return column < n ? source[column * strideN + step * strideK] : 0
+        }
+        let wrong = (0..<count).filter { ref[$0] != expected[$0] }
+        #expect(wrong.isEmpty, "\(n)x\(k) strides \(strideN), \(strideK): the reference differs at \(wrong.count) of \(count)")
+    }
+
     @Test("matches the reference for odd shapes and every epilogue", arguments: oddShapes)
     func shapes(m: Int, n: Int, k: Int) {
         for bf16 in [false, true] {

@@ -114,6 +114,7 @@ void dino_pack_weight(const float *w, size_t N, size_t K, float *packed);
 // Packs any strided N x K matrix the same way: element (n, k) at w[n * stride_n + k * stride_k]
 // (attention packs the keys of one head as [keys, D] and its values transposed as [D, keys]).
 void dino_pack_strided(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k, float *packed);
+void dino_pack_strided_ref(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k, float *packed);
 void dino_gemm_packed(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t N, const float *bias,
                       float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma, dino_activation act);
 // As dino_gemm_packed with the panels panel_stride floats apart (16 K when packed whole; a slice

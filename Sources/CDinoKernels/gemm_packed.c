@@ -38,17 +38,14 @@ void dino_pack_strided(const float *w, size_t N, size_t K, size_t stride_n, size
         float *panel = packed + p * 16 * K;
         const float *src = w + p * 16 * stride_n;
         size_t valid = N - p * 16 < 16 ? N - p * 16 : 16;
+        if (valid < 16) memset(panel, 0, 16 * K * sizeof(float));
         if (stride_n == 1) {
+            // A full panel copies a constant 64 bytes per step, which the compiler inlines.
             for (size_t k = 0; k < K; k++) {
-                if (valid == 16) {
-                    memcpy(panel + k * 16, src + k * stride_k, 16 * sizeof(float));
-                } else {
-                    memcpy(panel + k * 16, src + k * stride_k, valid * sizeof(float));
-                    memset(panel + k * 16 + valid, 0, (16 - valid) * sizeof(float));
-                }
+                if (valid == 16) memcpy(panel + k * 16, src + k * stride_k, 16 * sizeof(float));
+                else memcpy(panel + k * 16, src + k * stride_k, valid * sizeof(float));
             }
         } else {
-            if (valid < 16) memset(panel, 0, 16 * K * sizeof(float));
             // Blocks of 8 rows x 8 steps of K transpose in registers where AVX2 runs.
             size_t done = valid == 16 && use_avx2 ? dino_transpose_panel_avx2(src, stride_n, K, panel) : 0;
             for (size_t j = 0; j < valid; j++) {

@@ -73,61 +73,48 @@ TARGET static void tile6x16_three_broadcasts(void) {
     STORE12
 }
 
+// One step of a row in the assembly loops: broadcast x[row] (at byte `offset` of q) into `reg`,
+// then multiply it into 2 or 3 accumulators against the weight vectors held in ymm12-ymm14.
+#define BROADCAST(offset, reg) "vbroadcastss " #offset "(%[q]), %%" reg "\n\t"
+#define FMA_REG(weight, reg, acc) "vfmadd231ps %%" weight ", %%" reg ", %[" #acc "]\n\t"
+#define ROW2(offset, reg, acc0, acc1) BROADCAST(offset, reg) FMA_REG("ymm12", reg, acc0) FMA_REG("ymm13", reg, acc1)
+#define ROW3(offset, acc0, acc1, acc2) \
+    BROADCAST(offset, "ymm15") FMA_REG("ymm12", "ymm15", acc0) FMA_REG("ymm13", "ymm15", acc1) FMA_REG("ymm14", "ymm15", acc2)
+// A weight vector at byte `offset` of p as the FMA's memory operand.
+#define FMA_MEM(offset, reg, acc) "vfmadd231ps " #offset "(%[p]), %%" reg ", %[" #acc "]\n\t"
+#define LOOP_END(p_bytes, q_bytes) "add $" #p_bytes ", %[p]\n\t add $" #q_bytes ", %[q]\n\t dec %[k]\n\t jnz 1b\n\t"
+
+// An assembly variant: `body` is one step of K, looped K times with p and q advanced by it.
+#define ASM_VARIANT(name, body)                                                                                \
+    TARGET static void name(void) {                                                                            \
+        ZERO12 const float *p = w, *q = x;                                                                     \
+        long k = K;                                                                                            \
+        __asm__ volatile("1:\n\t" body : ASM_OUTPUTS : : ASM_CLOBBERS);                                         \
+        STORE12                                                                                                \
+    }
+
 // The kernel's loop in assembly, two broadcast registers alternating.
-TARGET static void tile6x16_asm(void) {
-    ZERO12 const float *p = w, *q = x;
-    long k = K;
-    __asm__ volatile("1:\n\t"
-                     "vmovaps (%[p]), %%ymm12\n\t vmovaps 32(%[p]), %%ymm13\n\t"
-                     "vbroadcastss (%[q]), %%ymm15\n\t vfmadd231ps %%ymm12, %%ymm15, %[a0]\n\t vfmadd231ps %%ymm13, %%ymm15, %[a1]\n\t"
-                     "vbroadcastss 4(%[q]), %%ymm14\n\t vfmadd231ps %%ymm12, %%ymm14, %[a2]\n\t vfmadd231ps %%ymm13, %%ymm14, %[a3]\n\t"
-                     "vbroadcastss 8(%[q]), %%ymm15\n\t vfmadd231ps %%ymm12, %%ymm15, %[a4]\n\t vfmadd231ps %%ymm13, %%ymm15, %[a5]\n\t"
-                     "vbroadcastss 12(%[q]), %%ymm14\n\t vfmadd231ps %%ymm12, %%ymm14, %[a6]\n\t vfmadd231ps %%ymm13, %%ymm14, %[a7]\n\t"
-                     "vbroadcastss 16(%[q]), %%ymm15\n\t vfmadd231ps %%ymm12, %%ymm15, %[a8]\n\t vfmadd231ps %%ymm13, %%ymm15, %[a9]\n\t"
-                     "vbroadcastss 20(%[q]), %%ymm14\n\t vfmadd231ps %%ymm12, %%ymm14, %[a10]\n\t vfmadd231ps %%ymm13, %%ymm14, %[a11]\n\t"
-                     "add $64, %[p]\n\t add $24, %[q]\n\t dec %[k]\n\t jnz 1b\n\t"
-                     : ASM_OUTPUTS
-                     :
-                     : ASM_CLOBBERS);
-    STORE12
-}
+ASM_VARIANT(tile6x16_asm,
+            "vmovaps (%[p]), %%ymm12\n\t vmovaps 32(%[p]), %%ymm13\n\t"
+            ROW2(0, "ymm15", a0, a1) ROW2(4, "ymm14", a2, a3) ROW2(8, "ymm15", a4, a5)
+            ROW2(12, "ymm14", a6, a7) ROW2(16, "ymm15", a8, a9) ROW2(20, "ymm14", a10, a11)
+            LOOP_END(64, 24))
 
 // 4 rows x 24 columns in assembly (the compiler spills this one): three weight loads and four
 // broadcasts per step.
-TARGET static void tile4x24_asm(void) {
-    ZERO12 const float *p = w, *q = x;
-    long k = K;
-    __asm__ volatile("1:\n\t"
-                     "vmovaps (%[p]), %%ymm12\n\t vmovaps 32(%[p]), %%ymm13\n\t vmovaps 64(%[p]), %%ymm14\n\t"
-                     "vbroadcastss (%[q]), %%ymm15\n\t vfmadd231ps %%ymm12, %%ymm15, %[a0]\n\t vfmadd231ps %%ymm13, %%ymm15, %[a1]\n\t vfmadd231ps %%ymm14, %%ymm15, %[a2]\n\t"
-                     "vbroadcastss 4(%[q]), %%ymm15\n\t vfmadd231ps %%ymm12, %%ymm15, %[a3]\n\t vfmadd231ps %%ymm13, %%ymm15, %[a4]\n\t vfmadd231ps %%ymm14, %%ymm15, %[a5]\n\t"
-                     "vbroadcastss 8(%[q]), %%ymm15\n\t vfmadd231ps %%ymm12, %%ymm15, %[a6]\n\t vfmadd231ps %%ymm13, %%ymm15, %[a7]\n\t vfmadd231ps %%ymm14, %%ymm15, %[a8]\n\t"
-                     "vbroadcastss 12(%[q]), %%ymm15\n\t vfmadd231ps %%ymm12, %%ymm15, %[a9]\n\t vfmadd231ps %%ymm13, %%ymm15, %[a10]\n\t vfmadd231ps %%ymm14, %%ymm15, %[a11]\n\t"
-                     "add $96, %[p]\n\t add $16, %[q]\n\t dec %[k]\n\t jnz 1b\n\t"
-                     : ASM_OUTPUTS
-                     :
-                     : ASM_CLOBBERS);
-    STORE12
-}
+ASM_VARIANT(tile4x24_asm,
+            "vmovaps (%[p]), %%ymm12\n\t vmovaps 32(%[p]), %%ymm13\n\t vmovaps 64(%[p]), %%ymm14\n\t"
+            ROW3(0, a0, a1, a2) ROW3(4, a3, a4, a5) ROW3(8, a6, a7, a8) ROW3(12, a9, a10, a11)
+            LOOP_END(96, 16))
 
 // 3 rows x 32 columns with the weights as the FMAs' memory operands: three broadcasts and twelve
 // load-FMAs per step.
-TARGET static void tile3x32_memory_operands(void) {
-    ZERO12 const float *p = w, *q = x;
-    long k = K;
-#define FM(offset, broadcast, acc) "vfmadd231ps " #offset "(%[p]), " broadcast ", %[" #acc "]\n\t"
-    __asm__ volatile("1:\n\t"
-                     "vbroadcastss (%[q]), %%ymm13\n\t vbroadcastss 4(%[q]), %%ymm14\n\t vbroadcastss 8(%[q]), %%ymm15\n\t"
-                     FM(0, "%%ymm13", a0) FM(32, "%%ymm13", a1) FM(64, "%%ymm13", a2) FM(96, "%%ymm13", a3)
-                     FM(0, "%%ymm14", a4) FM(32, "%%ymm14", a5) FM(64, "%%ymm14", a6) FM(96, "%%ymm14", a7)
-                     FM(0, "%%ymm15", a8) FM(32, "%%ymm15", a9) FM(64, "%%ymm15", a10) FM(96, "%%ymm15", a11)
-                     "add $128, %[p]\n\t add $12, %[q]\n\t dec %[k]\n\t jnz 1b\n\t"
-                     : ASM_OUTPUTS
-                     :
-                     : ASM_CLOBBERS);
-#undef FM
-    STORE12
-}
+ASM_VARIANT(tile3x32_memory_operands,
+            BROADCAST(0, "ymm13") BROADCAST(4, "ymm14") BROADCAST(8, "ymm15")
+            FMA_MEM(0, "ymm13", a0) FMA_MEM(32, "ymm13", a1) FMA_MEM(64, "ymm13", a2) FMA_MEM(96, "ymm13", a3)
+            FMA_MEM(0, "ymm14", a4) FMA_MEM(32, "ymm14", a5) FMA_MEM(64, "ymm14", a6) FMA_MEM(96, "ymm14", a7)
+            FMA_MEM(0, "ymm15", a8) FMA_MEM(32, "ymm15", a9) FMA_MEM(64, "ymm15", a10) FMA_MEM(96, "ymm15", a11)
+            LOOP_END(128, 12))
 
 static double now(void) {
     struct timespec t;

@@ -288,14 +288,12 @@ DINO_AVX2 size_t dino_transpose_panel_avx2(const float *rows, size_t stride, siz
     for (; k0 + 8 <= K; k0 += 8) {
         for (size_t half = 0; half < 16; half += 8) {
             const float *r = rows + half * stride + k0;
-            __m256 t0 = _mm256_unpacklo_ps(_mm256_loadu_ps(r), _mm256_loadu_ps(r + stride));
-            __m256 t1 = _mm256_unpackhi_ps(_mm256_loadu_ps(r), _mm256_loadu_ps(r + stride));
-            __m256 t2 = _mm256_unpacklo_ps(_mm256_loadu_ps(r + 2 * stride), _mm256_loadu_ps(r + 3 * stride));
-            __m256 t3 = _mm256_unpackhi_ps(_mm256_loadu_ps(r + 2 * stride), _mm256_loadu_ps(r + 3 * stride));
-            __m256 t4 = _mm256_unpacklo_ps(_mm256_loadu_ps(r + 4 * stride), _mm256_loadu_ps(r + 5 * stride));
-            __m256 t5 = _mm256_unpackhi_ps(_mm256_loadu_ps(r + 4 * stride), _mm256_loadu_ps(r + 5 * stride));
-            __m256 t6 = _mm256_unpacklo_ps(_mm256_loadu_ps(r + 6 * stride), _mm256_loadu_ps(r + 7 * stride));
-            __m256 t7 = _mm256_unpackhi_ps(_mm256_loadu_ps(r + 6 * stride), _mm256_loadu_ps(r + 7 * stride));
+            __m256 v[8];
+            for (int j = 0; j < 8; j++) v[j] = _mm256_loadu_ps(r + j * stride);
+            __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+            __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+            __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+            __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
             // u0-u3: rows 0-3 at steps 0-3 of the block (low lane) and 4-7 (high lane); u4-u7:
             // rows 4-7. Swapping lanes then gives one step of K for 8 rows per vector.
             __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);

@@ -153,6 +153,48 @@ static inline DINO_AVX2 void finish(__m256 acc, float *dst, size_t n0, size_t va
     store(dst, mask, valid, acc);
 }
 
+// A whole 6 x 16 tile whose sum over K is complete: the same arithmetic as finish() for each
+// vector (so the same bits), with the mode and bias tests made once per tile instead of per
+// vector and no masks. The generic loop over finish() took about a quarter of attention's
+// q kᵀ product (K = 64, perf); against it in one binary: that product 0.87-0.92x the time,
+// the linear layers' shapes 0.94-1.00x, forwards 0.95-0.98x (ABBA runs in one process, 12 of 14
+// faster: ViT-S and ViT-B, 224 and 518, batch 8).
+static inline __attribute__((always_inline)) DINO_AVX2 void
+finish_full_tile(__m256 acc[ROWS][2], float *dst, size_t ldo, const float *bias, dino_gemm_epilogue mode,
+                 const float *gamma, dino_activation act) {
+    if (bias) {
+        __m256 b0 = _mm256_loadu_ps(bias), b1 = _mm256_loadu_ps(bias + 8);
+        for (int r = 0; r < ROWS; r++) {
+            acc[r][0] = _mm256_add_ps(acc[r][0], b0);
+            acc[r][1] = _mm256_add_ps(acc[r][1], b1);
+        }
+    }
+    if (mode == DINO_GEMM_RESIDUAL && gamma) {
+        __m256 g0 = _mm256_loadu_ps(gamma), g1 = _mm256_loadu_ps(gamma + 8);
+        for (int r = 0; r < ROWS; r++) {
+            float *d = dst + r * ldo;
+            _mm256_storeu_ps(d, _mm256_fmadd_ps(g0, acc[r][0], _mm256_loadu_ps(d)));
+            _mm256_storeu_ps(d + 8, _mm256_fmadd_ps(g1, acc[r][1], _mm256_loadu_ps(d + 8)));
+        }
+    } else if (mode == DINO_GEMM_RESIDUAL) {
+        for (int r = 0; r < ROWS; r++) {
+            float *d = dst + r * ldo;
+            _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), acc[r][0]));
+            _mm256_storeu_ps(d + 8, _mm256_add_ps(_mm256_loadu_ps(d + 8), acc[r][1]));
+        }
+    } else if (mode == DINO_GEMM_ACTIVATION) {
+        for (int r = 0; r < ROWS; r++) {
+            _mm256_storeu_ps(dst + r * ldo, activation256(acc[r][0], act));
+            _mm256_storeu_ps(dst + r * ldo + 8, activation256(acc[r][1], act));
+        }
+    } else {
+        for (int r = 0; r < ROWS; r++) {
+            _mm256_storeu_ps(dst + r * ldo, acc[r][0]);
+            _mm256_storeu_ps(dst + r * ldo + 8, acc[r][1]);
+        }
+    }
+}
+
 // The 16 weights of one step of K: two float32 loads, or one bfloat16 load widened by a shift and
 // a mask (see bf16_slot). `bf16` is a constant in each caller, so each gets its own loop.
 static inline __attribute__((always_inline)) DINO_AVX2 void panel_step(const void *b, int bf16, __m256 *b0, __m256 *b1) {
@@ -269,6 +311,11 @@ gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const void *pac
                         a51 = _mm256_fmadd_ps(v, b1, a51);
                     }
                     __m256 acc[ROWS][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}, {a40, a41}, {a50, a51}};
+                    if (rows == ROWS && valid == 16 && first && last) {
+                        finish_full_tile(acc, out + m0 * ldo + n0, ldo, bias ? bias + n0 : NULL, mode,
+                                         gamma ? gamma + n0 : NULL, act);
+                        continue;
+                    }
                     for (size_t r = 0; r < rows; r++) {
                         float *dst = out + (m0 + r) * ldo + n0;
                         finish(acc[r][0], dst, n0, valid, bias, mode, gamma, act, first, last);

@@ -442,7 +442,7 @@ final class Workspace {
     /// Running max and sum of the streaming softmax, per thread one query block each.
     let rowMax: UnsafeMutablePointer<Float>
     let rowSum: UnsafeMutablePointer<Float>
-    /// Packed keys and values of one head per thread (packed-kernel attention).
+    /// Packed keys and values of one head and a copied block of queries, per thread (packed-kernel attention).
     let packedHeads: UnsafeMutablePointer<Float>
     /// im2col patches `[B * h * w, K]`.
     let patches: UnsafeMutablePointer<Float>

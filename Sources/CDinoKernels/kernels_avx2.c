@@ -133,25 +133,40 @@ DINO_AVX2 void dino_online_softmax_block_avx2(float *s, size_t lds, size_t R, si
     __m256i tailMask = tail_mask(tail);
     for (size_t r = 0; r < R; r++) {
         float *sr = s + r * lds;
-        // The largest raw score: scale > 0 keeps the order, so scaling waits until after.
-        __m256 vmax = _mm256_set1_ps(-INFINITY);
-        for (size_t c = 0; c < full; c += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(sr + c));
-        float raw = hmax(vmax);
-        for (size_t c = full; c < Ck; c++) raw = sr[c] > raw ? sr[c] : raw;
+        // The largest raw score: scale > 0 keeps the order, so scaling waits until after. Two
+        // maxima and, below, two sums in flight, so neither loop waits on one dependency chain.
+        __m256 vmax0 = _mm256_set1_ps(-INFINITY), vmax1 = vmax0;
+        size_t c = 0;
+        for (; c + 16 <= full; c += 16) {
+            vmax0 = _mm256_max_ps(vmax0, _mm256_loadu_ps(sr + c));
+            vmax1 = _mm256_max_ps(vmax1, _mm256_loadu_ps(sr + c + 8));
+        }
+        if (c < full) vmax0 = _mm256_max_ps(vmax0, _mm256_loadu_ps(sr + c));
+        float raw = hmax(_mm256_max_ps(vmax0, vmax1));
+        for (c = full; c < Ck; c++) raw = sr[c] > raw ? sr[c] : raw;
         float mx = m[r] > raw * scale ? m[r] : raw * scale;
         __m256 offset = _mm256_set1_ps(mx * log2e);
-        __m256 sum = _mm256_setzero_ps();
-        for (size_t c = 0; c < full; c += 8) {
+        __m256 sum0 = _mm256_setzero_ps(), sum1 = _mm256_setzero_ps();
+        for (c = 0; c + 16 <= full; c += 16) {
+            __m256 e0 = exp2_nonpositive256(_mm256_fmsub_ps(_mm256_loadu_ps(sr + c), vscale2, offset));
+            __m256 e1 = exp2_nonpositive256(_mm256_fmsub_ps(_mm256_loadu_ps(sr + c + 8), vscale2, offset));
+            sum0 = _mm256_add_ps(sum0, e0);
+            sum1 = _mm256_add_ps(sum1, e1);
+            _mm256_storeu_ps(sr + c, e0);
+            _mm256_storeu_ps(sr + c + 8, e1);
+        }
+        if (c < full) {
             __m256 e = exp2_nonpositive256(_mm256_fmsub_ps(_mm256_loadu_ps(sr + c), vscale2, offset));
-            sum = _mm256_add_ps(sum, e);
+            sum0 = _mm256_add_ps(sum0, e);
             _mm256_storeu_ps(sr + c, e);
         }
         if (tail) {
             __m256 e = exp2_nonpositive256(_mm256_fmsub_ps(_mm256_maskload_ps(sr + full, tailMask), vscale2, offset));
             e = _mm256_and_ps(e, _mm256_castsi256_ps(tailMask));
-            sum = _mm256_add_ps(sum, e);
+            sum1 = _mm256_add_ps(sum1, e);
             _mm256_maskstore_ps(sr + full, tailMask, e);
         }
+        __m256 sum = _mm256_add_ps(sum0, sum1);
         // The first block has m = -inf: alpha is then 0, and o and l start at 0 anyway.
         float alpha = m[r] == -INFINITY ? 0.0f : expf(m[r] - mx);
         l[r] = l[r] * alpha + hsum(sum);

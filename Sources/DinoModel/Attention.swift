@@ -62,13 +62,14 @@ struct AttentionKernel {
 
     /// The streaming attention on the packed-GEMM kernel: each thread takes whole (image, head)
     /// pairs, packs that head's keys ([N, D]) and values (transposed, [D, N]) once, and runs both
-    /// products of every tile on them (OpenBLAS would re-pack both for every tile). Each block of
-    /// queries is copied to contiguous rows first: in place, rows 3C floats apart use half of the
-    /// 64 L1 sets for ViT-S (3C = 1152 floats is 72 cache lines, 8 sets apart) and a quarter for
-    /// ViT-B, so the block does not stay in L1 across the key panels. The copy makes q kᵀ 1.08-1.10x as
-    /// fast at 1374 tokens and 1.08x at 261 (one thread, interleaved in one process, copy included);
-    /// whole forwards in ABBA runs: ViT-S 518 0.87-1.00x the time (median 0.98), ViT-S 224,
-    /// ViT-B 518 and batch 8 0.94-1.08x (no change beyond the noise).
+    /// products of every tile on them (OpenBLAS would re-pack both for every tile).
+    ///
+    /// Each block of queries is copied to contiguous rows first. In place, rows 3C floats apart use
+    /// half of the 64 L1 sets for ViT-S (3C = 1152 floats is 72 cache lines, 8 sets apart) and a
+    /// quarter for ViT-B, so the block does not stay in L1 across the key panels. The copy makes
+    /// q kᵀ 1.08-1.10x as fast at 1374 tokens and 1.08x at 261 (one thread, interleaved in one
+    /// process, copy included); whole forwards in ABBA runs: ViT-S 518 0.87-1.00x the time
+    /// (median 0.98), ViT-S 224, ViT-B 518 and batch 8 0.94-1.08x (no change beyond the noise).
     private func streamingPacked(qkv: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, workspace: Workspace) {
         let (n, d, c) = (tokens, headDim, width)
         let bq = Self.queryBlock(tokens: n), bk = Self.keyBlock(tokens: n)

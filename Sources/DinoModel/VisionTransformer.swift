@@ -316,7 +316,7 @@ public final class VisionTransformer: Sendable {
 
         let fullAttention = attentionBlocks.selectsAny
         let workspace = takeWorkspace(Workspace.Shape(
-            rows: rows, tokens: n, hidden: c, ffnWidth: cfg.ffnHiddenSize, swiglu: cfg.useSwigluFFN,
+            rows: rows, hidden: c, ffnWidth: cfg.ffnHiddenSize, swiglu: cfg.useSwigluFFN,
             patchRows: b * patches, patchColumns: weights.patchEmbedding.inFeatures, threads: threads,
             scoresPerThread: max(fullAttention ? n * n : 0, AttentionKernel.blockScores(tokens: n)),
             rowStatisticsPerThread: AttentionKernel.queryBlock(tokens: n),
@@ -456,7 +456,6 @@ final class Workspace: @unchecked Sendable {
     /// What the buffers' sizes derive from; a kept workspace serves only its own shape.
     struct Shape: Equatable {
         var rows: Int
-        var tokens: Int
         var hidden: Int
         var ffnWidth: Int
         var swiglu: Bool
@@ -500,10 +499,6 @@ final class Workspace: @unchecked Sendable {
 
     init(_ shape: Shape) {
         self.shape = shape
-        let (rows, c, f, swiglu, threads) = (shape.rows, shape.hidden, shape.ffnWidth, shape.swiglu, shape.threads)
-        let (patchRows, patchColumns) = (shape.patchRows, shape.patchColumns)
-        let (scoresPerThread, rowStatisticsPerThread) = (shape.scoresPerThread, shape.rowStatisticsPerThread)
-        let packedHeadPerThread = shape.packedHeadPerThread
         var floats = 0
         func make(_ count: Int) -> UnsafeMutablePointer<Float> {
             let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
@@ -511,19 +506,20 @@ final class Workspace: @unchecked Sendable {
             floats += max(count, 1)
             return pointer
         }
+        let (rows, c, f) = (shape.rows, shape.hidden, shape.ffnWidth)
         x = make(rows * c)
         normed = make(rows * c)
         qkv = make(rows * 3 * c)
         attention = make(rows * c)
         branch = make(rows * c)
-        hidden = make(rows * (swiglu ? 2 * f : f))
-        gate = make(swiglu ? rows * f : 0)
-        scores = make(threads * scoresPerThread)
-        rowMax = make(threads * rowStatisticsPerThread)
-        rowSum = make(threads * rowStatisticsPerThread)
-        packedHeads = make(threads * packedHeadPerThread)
-        patches = make(patchRows * patchColumns)
-        embedded = make(patchRows * c)
+        hidden = make(rows * (shape.swiglu ? 2 * f : f))
+        gate = make(shape.swiglu ? rows * f : 0)
+        scores = make(shape.threads * shape.scoresPerThread)
+        rowMax = make(shape.threads * shape.rowStatisticsPerThread)
+        rowSum = make(shape.threads * shape.rowStatisticsPerThread)
+        packedHeads = make(shape.threads * shape.packedHeadPerThread)
+        patches = make(shape.patchRows * shape.patchColumns)
+        embedded = make(shape.patchRows * c)
         all = [x, normed, qkv, attention, branch, hidden, gate, scores, rowMax, rowSum, packedHeads, patches, embedded]
         self.floats = floats
     }

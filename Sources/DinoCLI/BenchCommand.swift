@@ -78,6 +78,12 @@ struct BenchCommand: ParsableCommand {
                 }
             }
             var fragments = ["precision": "\"\(model.precision.rawValue)\""]
+            if let products = model.bf16Products {
+                fragments["bf16_products"] = "\"\(products.rawValue)\""
+                if products == .dotProducts {
+                    fragments["bf16_dot_kernel"] = BFloat16Products.hasAVX512BF16 ? "\"avx512-bf16\"" : "\"portable model\""
+                }
+            }
             if let comparison { fragments["accuracy"] = comparison.json }
             print(result.json(extra: fields, fragments: fragments))
         } else {
@@ -90,6 +96,12 @@ struct BenchCommand: ParsableCommand {
                 print(String(format: "largest GEMM %.0fx%.0fx%.0f: %.1f GFLOP/s OpenBLAS row split, %.1f OpenBLAS threads%@; forward reaches %.0f%% of the best",
                              extra["gemm_m"] ?? 0, extra["gemm_n"] ?? 0, extra["gemm_k"] ?? 0, split, native,
                              packed.map { String(format: ", %.1f packed kernel", $0) } ?? "", 100 * result.gflops / best))
+            }
+            if let products = model.bf16Products {
+                let how = products == .widened ? "widened to float32 in the kernel"
+                    : BFloat16Products.hasAVX512BF16 ? "bfloat16 dot products (AVX512-BF16)"
+                    : "bfloat16 dot products through the portable model of AVX512-BF16 (slow: for accuracy, not speed)"
+                print("bf16 weights, " + how)
             }
             if let comparison {
                 for (key, prefix) in Self.accuracyGroups {

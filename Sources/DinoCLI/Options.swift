@@ -18,8 +18,13 @@ struct ModelOptions: ParsableArguments {
     var maxTokens = ComputeLimits.defaultMaxTokens
 
     @Option(name: .long, help: ArgumentHelp(
-        "Weights of the linear layers: fp32, or bf16 (rounded at load, half the memory; products and sums stay float32).",
-        discussion: "See `dino bench --precision bf16 --accuracy` for its error against fp32."))
+        "Weights of the linear layers: fp32, or bf16 (rounded at load, half the memory; sums stay float32).",
+        discussion: """
+            With bf16, CPUs with AVX512-BF16 round the activations too and multiply by bfloat16 dot products; \
+            others widen the weights to float32 inside the kernel. DINO_BF16_PRODUCTS=widened|dotProducts overrides \
+            the choice (dotProducts without AVX512-BF16 runs a slow portable model of the instruction). See \
+            `dino bench --precision bf16 --accuracy` for the error against fp32.
+            """))
     var precision = "fp32"
 
     /// `precision` parsed (validated in `validate()`).
@@ -28,6 +33,10 @@ struct ModelOptions: ParsableArguments {
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
+        if let products = ProcessInfo.processInfo.environment["DINO_BF16_PRODUCTS"], BFloat16Products(rawValue: products) == nil {
+            let known = BFloat16Products.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ValidationError("DINO_BF16_PRODUCTS=\(products) is not one of \(known)")
+        }
         if WeightPrecision(rawValue: precision) == nil {
             let known = WeightPrecision.allCases.map(\.rawValue).joined(separator: ", ")
             throw ValidationError("--precision \(precision) is not one of \(known)")

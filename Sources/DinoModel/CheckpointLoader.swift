@@ -23,22 +23,28 @@ struct CheckpointLoader {
     let pack: Bool
     /// bf16 rounds and packs every GEMM weight as it is read, whatever `pack` says.
     let precision: WeightPrecision
+    /// The panels bf16 weights are packed in.
+    let bf16Products: BFloat16Products
     private let names: Set<String>
     private var used = Set<String>()
     private var prefix = ""
 
-    init(source: any TensorSource, configuration: DinoConfiguration, pack: Bool, precision: WeightPrecision = .fp32) {
+    init(source: any TensorSource, configuration: DinoConfiguration, pack: Bool, precision: WeightPrecision = .fp32,
+         bf16Products: BFloat16Products = .widened) {
         self.source = source
         self.configuration = configuration
         self.pack = pack
         self.precision = precision
+        self.bf16Products = bf16Products
         self.names = Set(source.tensorNames)
     }
 
     /// Reads all weights and reports the naming found.
     static func load(source: any TensorSource, configuration: DinoConfiguration, pack: Bool,
-                     precision: WeightPrecision = .fp32) throws(DinoModelError) -> (ModelWeights, CheckpointNaming) {
-        var loader = CheckpointLoader(source: source, configuration: configuration, pack: pack, precision: precision)
+                     precision: WeightPrecision = .fp32,
+                     bf16Products: BFloat16Products = .widened) throws(DinoModelError) -> (ModelWeights, CheckpointNaming) {
+        var loader = CheckpointLoader(source: source, configuration: configuration, pack: pack, precision: precision,
+                                      bf16Products: bf16Products)
         let naming = try loader.detectNaming()
         let weights: ModelWeights
         switch naming {
@@ -116,7 +122,7 @@ struct CheckpointLoader {
 
     /// `layer` packed for the GEMM kernel when the loader packs or rounds to bf16.
     private func gemm(_ layer: LinearWeights) -> LinearWeights {
-        precision == .bf16 || pack ? layer.packedForGEMM(precision) : layer
+        precision == .bf16 || pack ? layer.packedForGEMM(precision, products: bf16Products) : layer
     }
 
     private mutating func layerNorm(_ name: String) throws(DinoModelError) -> LayerNormWeights {

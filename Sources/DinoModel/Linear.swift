@@ -139,6 +139,11 @@ extension LinearWeights {
                 kernel = { x, ldx, rows, out, mode, gamma, act in
                     dino_gemm_packed(x, ldx, rows, inFeatures, packed, outFeatures, biasPointer, out, ldc, mode, gamma, act)
                 }
+            } else if let packedBF16Dot {
+                // AVX512-BF16 where the CPU has it, else the portable model of its arithmetic.
+                kernel = { x, ldx, rows, out, mode, gamma, act in
+                    dino_gemm_packed_bf16_dot(x, ldx, rows, inFeatures, packedBF16Dot, outFeatures, biasPointer, out, ldc, mode, gamma, act)
+                }
             } else if let packedBF16, dino_kernels_active_isa() == DINO_ISA_AVX2 {
                 kernel = { x, ldx, rows, out, mode, gamma, act in
                     dino_gemm_packed_bf16(x, ldx, rows, inFeatures, packedBF16, outFeatures, biasPointer, out, ldc, mode, gamma, act)

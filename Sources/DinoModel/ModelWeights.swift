@@ -16,25 +16,35 @@ struct LinearWeights: Sendable {
     /// The weight in panels of 16 output columns for `dino_gemm_packed`, when packed.
     var packed: [Float]? = nil
     /// The weight rounded to bfloat16 in the same panels (`dino_pack_weight_bf16`), when packed
-    /// for `WeightPrecision.bf16`.
+    /// for `WeightPrecision.bf16` with `BFloat16Products.widened`.
     var packedBF16: [UInt16]? = nil
+    /// The weight rounded to bfloat16 in K-pair panels (`dino_pack_weight_bf16_dot`), when packed
+    /// for `WeightPrecision.bf16` with `BFloat16Products.dotProducts`.
+    var packedBF16Dot: [UInt32]? = nil
 
     /// The layer with its weight packed for the GEMM kernels (the `[out, in]` copy is dropped, so
     /// memory does not grow): float32 panels for the AVX2 kernel, or for `.bf16` the weight rounded
-    /// to bfloat16 in the same panels (packed on every CPU: without AVX2, `apply` widens it back per
-    /// call for OpenBLAS).
-    func packedForGEMM(_ precision: WeightPrecision = .fp32) -> LinearWeights {
+    /// to bfloat16, in the panels `products` multiplies from (packed on every CPU: without AVX2,
+    /// `apply` widens the `.widened` panels back per call for OpenBLAS).
+    func packedForGEMM(_ precision: WeightPrecision = .fp32, products: BFloat16Products = .automatic) -> LinearWeights {
         var copy = self
-        let count = dino_packed_weight_count(outFeatures, inFeatures)
-        switch precision {
-        case .fp32:
+        switch (precision, products) {
+        case (.fp32, _):
+            let count = dino_packed_weight_count(outFeatures, inFeatures)
             copy.packed = [Float](unsafeUninitializedCapacity: count) { panels, initialized in
                 dino_pack_weight(weight, outFeatures, inFeatures, panels.baseAddress)
                 initialized = count
             }
-        case .bf16:
+        case (.bf16, .widened):
+            let count = dino_packed_weight_count(outFeatures, inFeatures)
             copy.packedBF16 = [UInt16](unsafeUninitializedCapacity: count) { panels, initialized in
                 dino_pack_weight_bf16(weight, outFeatures, inFeatures, panels.baseAddress)
+                initialized = count
+            }
+        case (.bf16, .dotProducts):
+            let count = dino_packed_weight_count_bf16_dot(outFeatures, inFeatures)
+            copy.packedBF16Dot = [UInt32](unsafeUninitializedCapacity: count) { panels, initialized in
+                dino_pack_weight_bf16_dot(weight, outFeatures, inFeatures, panels.baseAddress)
                 initialized = count
             }
         }
@@ -44,6 +54,12 @@ struct LinearWeights: Sendable {
 
     /// The weight as float32 in `[out, in]` layout: `weight`, or the bfloat16 panels widened.
     func unpackedWeight() -> [Float] {
+        if let packedBF16Dot {
+            return [Float](unsafeUninitializedCapacity: outFeatures * inFeatures) { buffer, count in
+                dino_unpack_weight_bf16_dot(packedBF16Dot, outFeatures, inFeatures, buffer.baseAddress)
+                count = outFeatures * inFeatures
+            }
+        }
         guard let packedBF16 else { return weight }
         return [Float](unsafeUninitializedCapacity: outFeatures * inFeatures) { buffer, count in
             dino_unpack_weight_bf16(packedBF16, outFeatures, inFeatures, buffer.baseAddress)

@@ -10,9 +10,10 @@ extension VisionTransformer {
     ///     names, heads of width 64; see `DinoConfiguration.inferred(from:file:headDimension:)`).
     ///   - positionInterpolation: nil picks the reference's choice for the checkpoint's kind.
     ///   - precision: `.bf16` rounds the linear layers' weights to bfloat16 at load.
+    ///   - bf16Products: how `.bf16` weights are multiplied; nil is `BFloat16Products.automatic`.
     public convenience init(
         checkpoint url: URL, configuration: DinoConfiguration? = nil, positionInterpolation: PositionInterpolation? = nil,
-        precision: WeightPrecision = .fp32
+        precision: WeightPrecision = .fp32, bf16Products: BFloat16Products? = nil
     ) throws(DinoModelError) {
         let source: any TensorSource
         do {
@@ -26,7 +27,8 @@ extension VisionTransformer {
         } else {
             resolved = try DinoConfiguration.inferred(from: source, file: url.path)
         }
-        try self.init(configuration: resolved, weights: source, positionInterpolation: positionInterpolation, precision: precision)
+        try self.init(configuration: resolved, weights: source, positionInterpolation: positionInterpolation, precision: precision,
+                      bf16Products: bf16Products)
     }
 
     /// A `.safetensors` file by its extension; otherwise a `torch.save` archive when the bytes

@@ -89,6 +89,8 @@ public final class VisionTransformer: Sendable {
     public let positionInterpolation: PositionInterpolation
     /// How the linear layers' weights are held.
     public let precision: WeightPrecision
+    /// How `.bf16` weights are multiplied (nil for fp32).
+    public let bf16Products: BFloat16Products?
     let weights: ModelWeights
     let activation: dino_activation
     private let positionCache = Mutex<[GridSize: [Float]]>([:])
@@ -106,15 +108,20 @@ public final class VisionTransformer: Sendable {
     ///   for register models and timm checkpoints, plain bicubic for HF `dinov2`, the 0.1-offset
     ///   scale factor for original Meta plain models.
     /// - Parameter precision: `.bf16` rounds the linear layers' weights to bfloat16 at load.
+    /// - Parameter bf16Products: how `.bf16` weights are multiplied; nil is
+    ///   `BFloat16Products.automatic` (bfloat16 dot products where the CPU has AVX512-BF16).
     public init(configuration: DinoConfiguration, weights source: any TensorSource, positionInterpolation: PositionInterpolation? = nil,
-                precision: WeightPrecision = .fp32) throws(DinoModelError) {
+                precision: WeightPrecision = .fp32, bf16Products: BFloat16Products? = nil) throws(DinoModelError) {
         try configuration.validate()
+        let products = bf16Products ?? .automatic
         // Packed once while loading, the weights are never re-packed per call; without AVX2 they
         // stay in PyTorch's layout for OpenBLAS.
         let (weights, naming) = try CheckpointLoader.load(source: source, configuration: configuration,
-                                                          pack: dino_kernels_active_isa() == DINO_ISA_AVX2, precision: precision)
+                                                          pack: dino_kernels_active_isa() == DINO_ISA_AVX2, precision: precision,
+                                                          bf16Products: products)
         self.configuration = configuration
         self.precision = precision
+        self.bf16Products = precision == .bf16 ? products : nil
         self.naming = naming
         self.weights = weights
         self.activation = Self.kernelActivation(Activation(configName: configuration.hiddenAct) ?? .gelu)
@@ -132,10 +139,11 @@ public final class VisionTransformer: Sendable {
     /// Loads a model folder laid out as on the HF hub: `config.json` and `model.safetensors`
     /// (or `model.safetensors.index.json` with its shards).
     public convenience init(directory: URL, positionInterpolation: PositionInterpolation? = nil,
-                            precision: WeightPrecision = .fp32) throws(DinoModelError) {
+                            precision: WeightPrecision = .fp32, bf16Products: BFloat16Products? = nil) throws(DinoModelError) {
         let configuration = try DinoConfiguration.load(from: directory.appendingPathComponent("config.json"))
         let source = try Self.weights(inFolder: directory)
-        try self.init(configuration: configuration, weights: source, positionInterpolation: positionInterpolation, precision: precision)
+        try self.init(configuration: configuration, weights: source, positionInterpolation: positionInterpolation, precision: precision,
+                      bf16Products: bf16Products)
     }
 
     /// The weights of a model folder laid out as on the HF hub: `model.safetensors`, or

@@ -1,3 +1,4 @@
+import CDinoKernels
 import Foundation
 import Testing
 
@@ -7,8 +8,9 @@ import Testing
 struct BenchCommandTests {
     static let model = CLI.fixtures.appendingPathComponent("reg4_downsample").path
 
-    func report(_ arguments: [String]) throws -> [String: Any] {
-        let result = try CLI.run(["bench", "--model", Self.model, "--size", "56x70", "--warmup", "0", "--json"] + arguments)
+    func report(_ arguments: [String], environment: [String: String] = [:]) throws -> [String: Any] {
+        let result = try CLI.run(["bench", "--model", Self.model, "--size", "56x70", "--warmup", "0", "--json"] + arguments,
+                                 environment: environment)
         #expect(result.status == 0, "\(result.stderr)")
         let line = try #require(result.stdout.split(separator: "\n").last)
         return try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
@@ -45,6 +47,23 @@ struct BenchCommandTests {
             #expect(error > 0 || (entry["output"] as? String)?.hasPrefix("attentions") == true, "\(entry)")
         }
         #expect(try #require(object["cosine_min_feature_maps"] as? Double) >= 0.999)
+    }
+
+    @Test("DINO_BF16_PRODUCTS picks how bf16 weights are multiplied, and the report says which", arguments: ["dotProducts", "widened"])
+    func bf16Products(_ products: String) throws {
+        let object = try report(["--runs", "1", "--precision", "bf16", "--accuracy"], environment: ["DINO_BF16_PRODUCTS": products])
+        #expect(object["bf16_products"] as? String == products)
+        let kernel = object["bf16_dot_kernel"] as? String
+        #expect(kernel == (products == "widened" ? nil : dino_kernels_cpu_has_avx512bf16() != 0 ? "avx512-bf16" : "portable model"))
+        #expect(try #require(object["cosine_min_feature_maps"] as? Double) >= 0.999)
+    }
+
+    @Test("an unknown DINO_BF16_PRODUCTS exits non-zero naming it")
+    func rejectsUnknownProducts() throws {
+        let result = try CLI.run(["bench", "--model", Self.model, "--runs", "1", "--precision", "bf16"],
+                                 environment: ["DINO_BF16_PRODUCTS": "fp8"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("DINO_BF16_PRODUCTS=fp8"), "\(result.stderr)")
     }
 
     @Test("bad sizes and precisions exit non-zero with a message naming them",

@@ -43,6 +43,37 @@ struct WeightPrecisionTests {
               + "max |error| \(comparison.maximumError()) over \(comparison.entries.count) outputs")
     }
 
+    @Test("bf16 dot products (activations rounded too) against fp32: every output at cosine >= 0.999",
+          arguments: ["reg4_downsample", "reg8_swiglu_meta", "patch16_layerscale", "reg4_timm"])
+    func dotProductsCloseToFloat32(_ name: String) throws {
+        // Without AVX512-BF16 this runs the portable model of VDPBF16PS: the same arithmetic.
+        let pixels = try #require(try Fixtures.reference(name)["pixel_values"])
+        let full = try VisionTransformer(directory: Fixtures.folder(name))
+        let dot = try VisionTransformer(directory: Fixtures.folder(name), precision: .bf16, bf16Products: .dotProducts)
+        let widened = try VisionTransformer(directory: Fixtures.folder(name), precision: .bf16, bf16Products: .widened)
+        #expect(dot.bf16Products == .dotProducts && widened.bf16Products == .widened && full.bf16Products == nil)
+        let comparison = try PrecisionComparison.compare(reference: full, candidate: dot, pixels: pixels)
+        for entry in comparison.entries {
+            #expect(entry.cosine >= 0.999, "\(name) \(entry.output): cosine \(entry.cosine)")
+            #expect(entry.maxAbsError.isFinite)
+        }
+        // Rounding the activations as well changes the outputs beyond the weights' rounding alone.
+        let againstWidened = try PrecisionComparison.compare(reference: widened, candidate: dot, pixels: pixels)
+        #expect(againstWidened.maximumError(prefix: "last_hidden_state") > 0)
+        print("bf16 dot products \(name) (\(BFloat16Products.hasAVX512BF16 ? "AVX512-BF16" : "portable model")): "
+              + "feature maps cosine >= \(comparison.minimumCosine(prefix: "feature_maps.")), min cosine \(comparison.minimumCosine()), "
+              + "max |error| \(comparison.maximumError()) over \(comparison.entries.count) outputs")
+    }
+
+    @Test("automatic picks dot products exactly when the CPU has AVX512-BF16")
+    func automaticChoice() throws {
+        if ProcessInfo.processInfo.environment["DINO_BF16_PRODUCTS"] == nil {
+            #expect(BFloat16Products.automatic == (BFloat16Products.hasAVX512BF16 ? .dotProducts : .widened))
+        }
+        let model = try VisionTransformer(directory: Fixtures.folder("reg1_nointerp"), precision: .bf16)
+        #expect(model.bf16Products == BFloat16Products.automatic)
+    }
+
     @Test("comparing a model with itself gives cosine 1 and no error")
     func selfComparison() throws {
         let model = try VisionTransformer(directory: Fixtures.folder("reg1_nointerp"))

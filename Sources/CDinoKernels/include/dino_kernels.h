@@ -142,6 +142,30 @@ void dino_gemm_packed_bf16_ref(const float *x, size_t ldx, size_t M, size_t K, c
                                size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
                                dino_gemm_epilogue mode, const float *gamma, dino_activation act);
 
+// --- The same GEMM with bfloat16 dot products ----------------------------------------------
+// For CPUs with AVX512-BF16: x is rounded to bfloat16 too (to nearest even) and each pair of
+// products is summed by VDPBF16PS into float32 accumulators. The weights are packed in panels of
+// 16 columns, K in pairs: the 32-bit lane j of pair k of panel p holds w[16p + j][2k] in its low
+// half and w[16p + j][2k + 1] in its high half (zero past N and K); the panel is
+// dino_packed_weight_count_bf16_dot(N, K) uint32_t. dino_gemm_packed_bf16_dot runs the AVX512
+// kernel where the CPU has AVX512-BF16 and the active ISA is not portable; elsewhere the same loop
+// through a portable model of the instruction (dino_gemm_packed_bf16_dot_model, slow; the tests
+// check it against the reference). The reference sums bf16(x) * w in double precision.
+int dino_kernels_cpu_has_avx512bf16(void);
+int dino_gemm_bf16_dot_uses_avx512(void);
+size_t dino_packed_weight_count_bf16_dot(size_t N, size_t K);
+void dino_pack_weight_bf16_dot(const float *w, size_t N, size_t K, uint32_t *packed);
+void dino_unpack_weight_bf16_dot(const uint32_t *packed, size_t N, size_t K, float *w);
+void dino_gemm_packed_bf16_dot(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed, size_t N,
+                               const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
+                               dino_activation act);
+void dino_gemm_packed_bf16_dot_model(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed, size_t N,
+                                     const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode,
+                                     const float *gamma, dino_activation act);
+void dino_gemm_packed_bf16_dot_ref(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed, size_t N,
+                                   const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode,
+                                   const float *gamma, dino_activation act);
+
 // --- Patch extraction (im2col of a stride-P, kernel-P convolution) ----------------
 // image: [B, Cin, H, W]; out: [B * (H/P) * (W/P), Cin * P * P], rows in row-major patch
 // order (y, then x), columns in the conv weight order (channel, ky, kx).

@@ -1,0 +1,127 @@
+import CDinoKernels
+import Foundation
+import Testing
+
+/// The GEMM with bfloat16 dot products (`dino_gemm_packed_bf16_dot`): its K-pair packing, the
+/// portable model of AVX512-BF16's `VDPBF16PS` against a plain definition, and, on CPUs that have
+/// the instruction, the AVX512 kernel against the model.
+@Suite("Kernels: GEMM with bfloat16 dot products")
+struct BFloat16DotGemmTests {
+    /// Tails of every kind: M not a multiple of the 12-row tile, an odd number of 16-column panels
+    /// (the last runs alone), odd K (the last pair is half padding), K = 0, more than one block of
+    /// 16 tiles (200 rows).
+    static let shapes = [(1, 1, 1), (5, 17, 3), (12, 32, 64), (13, 48, 7), (25, 40, 385), (200, 33, 96), (7, 16, 0), (30, 100, 130)]
+
+    static func bf16Bits(_ values: [Float]) -> [UInt16] {
+        var bits = [UInt16](repeating: 0, count: values.count)
+        dino_f32_to_bf16(values, &bits, values.count)
+        return bits
+    }
+
+    static func widened(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
+
+    @Test("packing puts w[16p + j][2k], w[16p + j][2k + 1] in lane j of pair k of panel p, zero past N and K", arguments: shapes)
+    func packing(m: Int, n: Int, k: Int) {
+        let w = randomFloats(n * k, seed: 52)
+        let bits = Self.bf16Bits(w)
+        let pairs = (k + 1) / 2
+        let count = dino_packed_weight_count_bf16_dot(n, k)
+        #expect(count == (n + 15) / 16 * 16 * pairs)
+        var packed = [UInt32](repeating: 0xDEAD_BEEF, count: count)
+        dino_pack_weight_bf16_dot(w, n, k, &packed)
+        var wrong = 0
+        for p in 0..<((n + 15) / 16) { for pair in 0..<pairs { for j in 0..<16 {
+            let column = 16 * p + j
+            let low: UInt16 = column < n ? bits[column * k + 2 * pair] : 0
+            let high: UInt16 = column < n && 2 * pair + 1 < k ? bits[column * k + 2 * pair + 1] : 0
+            if packed[(p * pairs + pair) * 16 + j] != UInt32(low) | UInt32(high) << 16 { wrong += 1 }
+        } } }
+        #expect(wrong == 0, "\(n)x\(k): \(wrong) of \(count) lanes differ from the layout")
+        var unpacked = [Float](repeating: .nan, count: n * k)
+        dino_unpack_weight_bf16_dot(packed, n, k, &unpacked)
+        #expect(unpacked == bits.map(Self.widened), "\(n)x\(k): unpacking does not give the rounded weight back")
+    }
+
+    @Test("the portable model of VDPBF16PS matches the definition for odd shapes and every epilogue", arguments: shapes)
+    func model(m: Int, n: Int, k: Int) {
+        check(m: m, n: n, k: k) { x, ldx, packed, b, out, ldo, mode, g in
+            dino_gemm_packed_bf16_dot_model(x, ldx, m, k, packed, n, b, out, ldo, mode, g, DINO_ACT_GELU)
+        }
+    }
+
+    @Test("the AVX512-BF16 kernel matches the definition and the portable model", .enabled(if: dino_gemm_bf16_dot_uses_avx512() != 0),
+          arguments: shapes)
+    func avx512(m: Int, n: Int, k: Int) {
+        let model = check(m: m, n: n, k: k) { x, ldx, packed, b, out, ldo, mode, g in
+            dino_gemm_packed_bf16_dot_model(x, ldx, m, k, packed, n, b, out, ldo, mode, g, DINO_ACT_GELU)
+        }
+        let hardware = check(m: m, n: n, k: k) { x, ldx, packed, b, out, ldo, mode, g in
+            dino_gemm_packed_bf16_dot(x, ldx, m, k, packed, n, b, out, ldo, mode, g, DINO_ACT_GELU)
+        }
+        // The model follows the SDM's order of the two products and its rounding; where a CPU
+        // rounds differently only the summation bound above holds. Report how often.
+        let differing = zip(model, hardware).filter { $0.0 != $0.1 }.count
+        print("AVX512-BF16 against the model, \(m)x\(n)x\(k): \(differing) of \(model.count) outputs differ in any bit")
+    }
+
+    @Test("the dispatching entry point runs on this CPU and matches the definition")
+    func dispatch() {
+        check(m: 37, n: 50, k: 90) { x, ldx, packed, b, out, ldo, mode, g in
+            dino_gemm_packed_bf16_dot(x, 90 + 3, 37, 90, packed, 50, b, out, ldo, mode, g, DINO_ACT_GELU)
+        }
+        print("bfloat16 dot products run on \(dino_gemm_bf16_dot_uses_avx512() != 0 ? "AVX512-BF16" : "the portable model")")
+    }
+
+    /// Runs `gemm` (row stride K + 3 in, N + 2 out) in every epilogue against the definition:
+    /// x and w rounded to bfloat16, products summed in double, bias, GELU or LayerScale residual.
+    /// Returns the outputs of the residual run.
+    @discardableResult
+    func check(m: Int, n: Int, k: Int,
+               _ gemm: (UnsafePointer<Float>, Int, UnsafePointer<UInt32>, UnsafePointer<Float>?, UnsafeMutablePointer<Float>, Int,
+                        dino_gemm_epilogue, UnsafePointer<Float>?) -> Void) -> [Float] {
+        let label = "\(m)x\(n)x\(k)"
+        let ldx = k + 3, ldo = n + 2
+        let x = randomFloats(m * ldx, seed: 53), w = randomFloats(n * k, seed: 54)
+        let bias = randomFloats(n, seed: 55), gamma = randomFloats(n, seed: 56)
+        var packed = [UInt32](repeating: 0, count: dino_packed_weight_count_bf16_dot(n, k))
+        dino_pack_weight_bf16_dot(w, n, k, &packed)
+        let xr = Self.bf16Bits(x).map(Self.widened), wr = Self.bf16Bits(w).map(Self.widened)
+        var last: [Float] = []
+        for mode in [DINO_GEMM_STORE, DINO_GEMM_ACTIVATION, DINO_GEMM_RESIDUAL] {
+            let start = randomFloats(m * ldo, seed: 57)
+            var out = start
+            x.withUnsafeBufferPointer { xp in packed.withUnsafeBufferPointer { pp in bias.withUnsafeBufferPointer { bp in
+                gamma.withUnsafeBufferPointer { gp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        gemm(xp.baseAddress!, ldx, pp.baseAddress!, bp.baseAddress, op.baseAddress!, ldo, mode,
+                             mode == DINO_GEMM_RESIDUAL ? gp.baseAddress : nil)
+                    }
+                }
+            } } }
+            var over = 0, worst = 0.0
+            for r in 0..<m { for c in 0..<n {
+                var sum = 0.0, magnitude = 0.0
+                for i in 0..<k {
+                    let product = Double(xr[r * ldx + i]) * Double(wr[c * k + i])
+                    sum += product
+                    magnitude += abs(product)
+                }
+                var v = Float(sum) + bias[c]
+                if mode == DINO_GEMM_ACTIVATION { v = Float(0.5 * Double(v) * (1 + erf(Double(v) / 2.0.squareRoot()))) }
+                let expected = mode == DINO_GEMM_RESIDUAL ? start[r * ldo + c] + gamma[c] * v : v
+                // Float32 summation (2 K eps of the sum of |products|), times at most 4 for the GELU
+                // slope and LayerScale here, plus the activation's own error.
+                let bound = 4 * (2 * Double(k) * 1.19e-7 * magnitude) + 1e-5
+                let error = abs(Double(out[r * ldo + c]) - Double(expected))
+                worst = max(worst, error)
+                if error > bound { over += 1 }
+            } }
+            #expect(over == 0, "\(label) mode \(mode.rawValue): \(over) values beyond the summation bound (worst error \(worst))")
+            // The padding columns between rows are never written.
+            let padding = (0..<m).filter { out[$0 * ldo + n] != start[$0 * ldo + n] }.count
+            #expect(padding == 0, "\(label) mode \(mode.rawValue): \(padding) padding values written")
+            last = out
+        }
+        return last
+    }
+}

@@ -162,10 +162,35 @@ static inline model_f32x16 model_dp(model_f32x16 acc, model_pairs a, model_pairs
 #define DOT_AVX512_COMPILED 0
 #endif
 
+#if DOT_AVX512_COMPILED
+#include <cpuid.h>
+
+// Bit `bit` of register `reg` (0 EAX, 1 EBX, 2 ECX, 3 EDX) of CPUID leaf/subleaf; 0 past the
+// CPU's last leaf.
+static int cpuid_bit(unsigned leaf, unsigned subleaf, int reg, int bit) {
+    unsigned r[4];
+    if (!__get_cpuid_count(leaf, subleaf, &r[0], &r[1], &r[2], &r[3])) return 0;
+    return (int)((r[reg] >> bit) & 1u);
+}
+
+static unsigned long long read_xcr0(void) {
+    unsigned eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return (unsigned long long)edx << 32 | eax;
+}
+#endif
+
+// Read from CPUID directly rather than through __builtin_cpu_supports, whose feature bits live
+// in whichever runtime library (compiler-rt or libgcc) the binary links.
 int dino_kernels_cpu_has_avx512bf16(void) {
 #if DOT_AVX512_COMPILED
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+    // The OS must save the AVX-512 state: XCR0 bits 1-2 (SSE, AVX) and 5-7 (opmask, ZMM_Hi256,
+    // Hi16_ZMM), readable once CPUID.1:ECX.OSXSAVE[27] says XGETBV is enabled.
+    if (!cpuid_bit(1, 0, 2, 27) || (read_xcr0() & 0xE6) != 0xE6) return 0;
+    unsigned r[4];
+    // AVX512F is CPUID.(7,0):EBX[16]; AVX512_BF16 is CPUID.(7,1):EAX[5], present when (7,0):EAX >= 1.
+    if (!__get_cpuid_count(7, 0, &r[0], &r[1], &r[2], &r[3]) || r[0] < 1) return 0;
+    return cpuid_bit(7, 0, 1, 16) && cpuid_bit(7, 1, 0, 5);
 #else
     return 0;
 #endif

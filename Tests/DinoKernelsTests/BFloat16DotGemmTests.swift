@@ -125,3 +125,21 @@ struct BFloat16DotGemmTests {
         return last
     }
 }
+
+@Suite("Kernels: CPU feature detection")
+struct CPUFeatureTests {
+    /// The kernel's CPUID reading against the kernel's own report in /proc/cpuinfo (Linux only).
+    @Test("AVX512-BF16 is detected exactly when the kernel lists avx512f and avx512_bf16")
+    func avx512bf16() throws {
+        #if arch(x86_64)
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flagsLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return }
+        let flags = Set(flagsLine.split(separator: ":").last?.split(separator: " ").map(String.init) ?? [])
+        #expect(flags.contains("avx2"), "the flags line was not read: \(flags.count) flags")
+        let listed = flags.contains("avx512f") && flags.contains("avx512_bf16")
+        #expect((dino_kernels_cpu_has_avx512bf16() != 0) == listed)
+        #else
+        #expect(dino_kernels_cpu_has_avx512bf16() == 0)
+        #endif
+    }
+}

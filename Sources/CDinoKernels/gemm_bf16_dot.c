@@ -41,15 +41,15 @@ void dino_pack_weight_bf16_dot(const float *w, size_t N, size_t K, uint32_t *pac
     }
 }
 
+// Weight (n, k) of K-pair panels with `pairs` pairs each.
+static inline float packed_weight(const uint32_t *packed, size_t pairs, size_t n, size_t k) {
+    uint32_t pair = packed[((n / 16) * pairs + k / 2) * 16 + n % 16];
+    return bf16_value((uint16_t)(k % 2 ? pair >> 16 : pair & 0xFFFFu));
+}
+
 void dino_unpack_weight_bf16_dot(const uint32_t *packed, size_t N, size_t K, float *w) {
-    size_t pairs = (K + 1) / 2;
-    for (size_t n = 0; n < N; n++) {
-        const uint32_t *lane = packed + (n / 16) * pairs * 16 + n % 16;
-        for (size_t k = 0; k < K; k++) {
-            uint32_t pair = lane[(k / 2) * 16];
-            w[n * K + k] = bf16_value((uint16_t)(k % 2 ? pair >> 16 : pair & 0xFFFFu));
-        }
-    }
+    for (size_t n = 0; n < N; n++)
+        for (size_t k = 0; k < K; k++) w[n * K + k] = packed_weight(packed, (K + 1) / 2, n, k);
 }
 
 static inline float x_bf16(const float *x, size_t ldx, size_t m, size_t k) {
@@ -64,13 +64,8 @@ void dino_gemm_packed_bf16_dot_ref(const float *x, size_t ldx, size_t M, size_t 
     size_t pairs = (K + 1) / 2;
     for (size_t m = 0; m < M; m++) {
         for (size_t n = 0; n < N; n++) {
-            const uint32_t *lane = packed + (n / 16) * pairs * 16 + n % 16;
             double acc = 0;
-            for (size_t k = 0; k < K; k++) {
-                uint32_t pair = lane[(k / 2) * 16];
-                float weight = bf16_value((uint16_t)(k % 2 ? pair >> 16 : pair & 0xFFFFu));
-                acc += (double)x_bf16(x, ldx, m, k) * weight;
-            }
+            for (size_t k = 0; k < K; k++) acc += (double)x_bf16(x, ldx, m, k) * packed_weight(packed, pairs, n, k);
             float v = (float)acc + (bias ? bias[n] : 0.0f);
             if (mode == DINO_GEMM_ACTIVATION) v = dino_activation_scalar(v, act);
             if (mode == DINO_GEMM_RESIDUAL) out[m * ldo + n] += gamma ? gamma[n] * v : v;

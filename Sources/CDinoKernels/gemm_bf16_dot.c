@@ -86,7 +86,8 @@ typedef struct {
     uint32_t lane[16];
 } model_pairs;
 
-static inline float model_daz(float v) { return fabsf(v) < FLT_MIN ? copysignf(0.0f, v) : v; }
+// Denormals in or out become zero of the same sign (DAZ on the inputs, FTZ on the results).
+static inline float model_flush(float v) { return fabsf(v) < FLT_MIN ? copysignf(0.0f, v) : v; }
 
 static inline model_f32x16 model_zero(void) {
     model_f32x16 z;
@@ -110,11 +111,11 @@ static inline void model_store(float *p, model_f32x16 v) { memcpy(p, v.lane, siz
 
 static inline model_f32x16 model_dp(model_f32x16 acc, model_pairs a, model_pairs b) {
     for (int i = 0; i < 16; i++) {
-        float s = model_daz(acc.lane[i]);
-        float odd = model_daz(bf16_value((uint16_t)(a.lane[i] >> 16))) * model_daz(bf16_value((uint16_t)(b.lane[i] >> 16)));
-        s = model_daz(s + odd);
-        float even = model_daz(bf16_value((uint16_t)a.lane[i])) * model_daz(bf16_value((uint16_t)b.lane[i]));
-        acc.lane[i] = model_daz(s + even);
+        float s = model_flush(acc.lane[i]);
+        float odd = model_flush(bf16_value((uint16_t)(a.lane[i] >> 16))) * model_flush(bf16_value((uint16_t)(b.lane[i] >> 16)));
+        s = model_flush(s + odd);
+        float even = model_flush(bf16_value((uint16_t)a.lane[i])) * model_flush(bf16_value((uint16_t)b.lane[i]));
+        acc.lane[i] = model_flush(s + even);
     }
     return acc;
 }
@@ -177,7 +178,7 @@ static unsigned long long read_xcr0(void) {
 
 // Read from CPUID directly rather than through __builtin_cpu_supports, whose feature bits live
 // in whichever runtime library (compiler-rt or libgcc) the binary links.
-int dino_kernels_cpu_has_avx512bf16(void) {
+static int detect_avx512bf16(void) {
 #if DOT_AVX512_COMPILED
     // The OS must save the AVX-512 state: XCR0 bits 1-2 (SSE, AVX) and 5-7 (opmask, ZMM_Hi256,
     // Hi16_ZMM), readable once CPUID.1:ECX.OSXSAVE[27] says XGETBV is enabled.
@@ -189,6 +190,16 @@ int dino_kernels_cpu_has_avx512bf16(void) {
 #else
     return 0;
 #endif
+}
+
+// -1 until first asked. Every GEMM call asks, and CPUID traps to the hypervisor in a VM, so the
+// answer is read once; races only ever store the same value.
+static volatile int has_avx512bf16 = -1;
+
+int dino_kernels_cpu_has_avx512bf16(void) {
+    int known = has_avx512bf16;
+    if (known < 0) has_avx512bf16 = known = detect_avx512bf16();
+    return known;
 }
 
 typedef void (*dot_tile_fn)(const uint32_t *rows, size_t pairs, const uint32_t *panel0, const uint32_t *panel1,

@@ -69,9 +69,8 @@ static inline DINO_AVX2 __m256 exp256(__m256 x) {
 // exactly, 2^f by a degree-5 polynomial, 2^n added to the exponent field. Inputs below -125 give
 // 2^-125 times 2^f (never a denormal). The polynomial is a relative-error minimax fit
 // (Scripts/fit_exp2_poly.py): 7.5e-8 in exact arithmetic, 2.2e-7 evaluated in float32 with fused
-// multiply-adds, where the degree-6 Cephes exp2f fit used before gave about 2e-7 with one FMA more. With two maxima and two sums in flight too, the streaming softmax block takes
-// 0.88-0.98x the time at 261-512 keys (interleaved in one process; largest relative error of a
-// probability against double precision 7.2e-7, before 6.5e-7: the argument's rounding dominates).
+// multiply-adds, where the degree-6 Cephes exp2f fit used before gave about 2e-7 with one FMA
+// more.
 static inline DINO_AVX2 __m256 exp2_nonpositive256(__m256 x) {
     x = _mm256_max_ps(x, _mm256_set1_ps(-125.0f));
     __m256 n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);

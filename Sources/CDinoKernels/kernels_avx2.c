@@ -135,6 +135,10 @@ DINO_AVX2 void dino_online_softmax_block_avx2(float *s, size_t lds, size_t R, si
         float *sr = s + r * lds;
         // The largest raw score: scale > 0 keeps the order, so scaling waits until after. Two
         // maxima and, below, two sums in flight, so neither loop waits on one dependency chain.
+        // With the degree-5 exp2 this block takes 0.88-0.98x the time it took with one chain and
+        // the degree-6 polynomial, at 261-512 keys (interleaved in one process; largest relative
+        // error of a probability against double precision 7.2e-7, before 6.5e-7: the rounding of
+        // the argument dominates).
         __m256 vmax0 = _mm256_set1_ps(-INFINITY), vmax1 = vmax0;
         size_t c = 0;
         for (; c + 16 <= full; c += 16) {

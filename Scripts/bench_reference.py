@@ -80,6 +80,11 @@ ratios Swift/ORT and Swift/PyTorch (> 1 means Swift is slower).  The peak RSS of
 Python process (ru_maxrss, cumulative over the configs run so far) and of the Swift
 binary (as it reports it) are recorded for information.  `--json OUT` also writes
 all of it, including every single timing, as JSON.
+
+With the Swift binary, `dino bench --gemm-rate` also measures the largest GEMM's rate and
+the FMA peak of the same threads (independent AVX2 FMAs with no loads: the ceiling of the
+AVX2 kernels).  Each implementation's forward rate is printed as a share of that peak, and
+so is the rate each of issue 4's targets (`TARGETS`) would need at this run's medians.
 """
 
 from __future__ import annotations
@@ -109,6 +114,15 @@ DEFAULT_SWIFT_BENCH = REPO_ROOT / ".build" / "release" / "dino"
 DEFAULT_CACHE = Path("/tmp/dino-bench-cache")
 DEFAULT_CONFIGS = "vits14-reg:224:1,vits14-reg:518:1,vitb14-reg:224:1,vitb14-reg:518:1,vits14-reg:224:8"
 DEFAULT_HIGHRES = "vits14-reg:1036:1"
+
+# Issue 4's latency targets, (Swift/ORT, Swift/PyTorch) at most, by config label.
+TARGETS = {
+    "vits14-reg:224:1": (1.0, 0.6),
+    "vits14-reg:518:1": (1.0, 0.8),
+    "vitb14-reg:224:1": (1.0, 0.6),
+    "vitb14-reg:518:1": (1.0, 0.9),
+    "vits14-reg:224:8": (1.0, 0.6),
+}
 
 PATCH = 14
 REGISTERS = 4
@@ -702,6 +716,9 @@ def bench_config(config: BenchConfig, args, swift_binary: Path | None) -> dict:
             best = max(report.get(k, 0.0) for k in ("gemm_gflops", "gemm_gflops_openblas", "gemm_gflops_packed"))
             result["gemm"] = {k: report[k] for k in report if k.startswith("gemm_")}
             result["gemm"]["forward_fraction_of_best_gemm"] = impls["swift"]["gflops"] / best if best > 0 else None
+            peak = report.get("fma_peak_gflops")
+            if peak:
+                result["fma_peak"] = fma_peak_section(result, peak, best)
             job = SwiftRunner(swift_binary, config, directory, args.threads, args.swift_timeout).invoke(runs=1, warmup=0)
             result["swift_job_peak_rss_mb"] = job.get("peak_rss_mb")
         except SwiftError as err:
@@ -721,6 +738,24 @@ def bench_config(config: BenchConfig, args, swift_binary: Path | None) -> dict:
     del runners, session, model
     gc.collect()
     return result
+
+
+def fma_peak_section(result: dict, peak: float, best_gemm: float) -> dict:
+    """Each implementation's forward rate, the best GEMM rate and each target's required rate as
+    fractions of the FMA peak the `dino` binary measured on the same threads (AVX2 loop, no loads)."""
+    impls, flops = result["impls"], result["gflop_per_forward"]
+    out: dict = {"gflops": peak, "best_gemm_fraction": best_gemm / peak}
+    out["forward_fraction"] = {name: impls[name]["gflops"] / peak for name in impls}
+    targets = TARGETS.get(result["config"])
+    if targets:
+        needs = {}
+        for other, bound in zip(("ort", "pytorch"), targets):
+            if other in impls:
+                ms = bound * impls[other]["median_ms"]
+                needs[other] = {"bound": bound, "ms": ms, "gflops": flops / ms * 1e3,
+                                "fraction_of_peak": flops / ms * 1e3 / peak}
+        out["targets_need"] = needs
+    return out
 
 
 def print_table(result: dict) -> None:
@@ -756,6 +791,14 @@ def print_table(result: dict) -> None:
               f"{gemm['gemm_gflops']:.1f} GFLOP/s OpenBLAS row split, {gemm['gemm_gflops_openblas']:.1f} OpenBLAS "
               f"threads, {gemm.get('gemm_gflops_packed', float('nan')):.1f} packed kernel; "
               f"the forward pass runs at {100 * gemm['forward_fraction_of_best_gemm']:.0f}% of the best")
+    peak = result.get("fma_peak")
+    if peak:
+        shares = ", ".join(f"{labels[name]} {100 * share:.0f}%" for name, share in peak["forward_fraction"].items())
+        print(f"  FMA peak (AVX2 FMAs, no loads, same threads): {peak['gflops']:.1f} GFLOP/s; forward passes at "
+              f"{shares} of it; best GEMM {100 * peak['best_gemm_fraction']:.0f}%")  # fmt: skip
+        for other, need in peak.get("targets_need", {}).items():
+            print(f"  Swift/{'ORT' if other == 'ort' else 'PyTorch'} <= {need['bound']}: needs {need['ms']:.1f} ms, "
+                  f"{need['gflops']:.1f} GFLOP/s = {100 * need['fraction_of_peak']:.0f}% of the FMA peak")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -856,12 +899,18 @@ def main() -> int:
     if len(results) > 1:
         print("\n=== summary (median ms) ===")
         print(f"  {'config':<22}{'PyTorch':>10}{'ORT':>10}{'Swift':>10}{'Swift/ORT':>11}{'Swift/PT':>10}"
-              f"{'bf16':>10}{'bf16/ORT':>10}")
+              f"{'bf16':>10}{'bf16/ORT':>10}{'Swift %pk':>11}{'PT tgt %pk':>12}")
         for r in results:
             cell = lambda name: f"{r['impls'][name]['median_ms']:>10.2f}" if name in r["impls"] else f"{'-':>10}"
             ratio = lambda key, w: f"{r['ratios_median'][key]:>{w}.2f}" if key in r["ratios_median"] else f"{'-':>{w}}"
+            peak = r.get("fma_peak") or {}
+            share = peak.get("forward_fraction", {}).get("swift")
+            need = peak.get("targets_need", {}).get("pytorch", {}).get("fraction_of_peak")
+            percent = lambda value, w: f"{100 * value:>{w}.0f}" if value is not None else f"{'-':>{w}}"
             print(f"  {r['config']:<22}{cell('pytorch')}{cell('ort')}{cell('swift')}"
-                  f"{ratio('swift/ort', 11)}{ratio('swift/pytorch', 10)}{cell('swift_bf16')}{ratio('swift_bf16/ort', 10)}")  # fmt: skip
+                  f"{ratio('swift/ort', 11)}{ratio('swift/pytorch', 10)}{cell('swift_bf16')}{ratio('swift_bf16/ort', 10)}"
+                  f"{percent(share, 11)}{percent(need, 12)}")  # fmt: skip
+        print("  %pk: share of the FMA peak; PT tgt: the Swift/PyTorch target's rate at PyTorch's median")
 
     if args.json is not None:
         document = {

@@ -35,7 +35,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
-    @Flag(name: .long, help: "Also measure the sgemm rate of the model's largest GEMM shape (gemm_gflops: OpenBLAS split over rows by this library; gemm_gflops_openblas: OpenBLAS's own threads; gemm_gflops_packed: the packed AVX2 kernel, where it runs).")
+    @Flag(name: .long, help: "Also measure the sgemm rate of the model's largest GEMM shape (gemm_gflops: OpenBLAS split over rows by this library; gemm_gflops_openblas: OpenBLAS's own threads; gemm_gflops_packed: the packed AVX2 kernel, where it runs), and the FMA peak of the same threads (fma_peak_gflops: a loop of independent FMAs with no loads, the ceiling of the AVX2 kernels).")
     var gemmRate = false
 
     @Flag(name: .long, help: "Compare every output (hidden states, attentions, pooler, every stage's feature map) with the fp32 model's on the benchmark input.")
@@ -96,6 +96,10 @@ struct BenchCommand: ParsableCommand {
                 print(String(format: "largest GEMM %.0fx%.0fx%.0f: %.1f GFLOP/s OpenBLAS row split, %.1f OpenBLAS threads%@; forward reaches %.0f%% of the best",
                              extra["gemm_m"] ?? 0, extra["gemm_n"] ?? 0, extra["gemm_k"] ?? 0, split, native,
                              packed.map { String(format: ", %.1f packed kernel", $0) } ?? "", 100 * result.gflops / best))
+                if let peak = extra["fma_peak_gflops"] {
+                    print(String(format: "FMA peak (independent AVX2 FMAs, no loads, %d threads): %.1f GFLOP/s; the forward reaches %.0f%%, the best GEMM %.0f%%",
+                                 ComputeThreads.current, peak, 100 * result.gflops / peak, 100 * best / peak))
+                }
             }
             if let products = model.bf16Products {
                 let how = products == .widened ? "widened to float32 in the kernel"

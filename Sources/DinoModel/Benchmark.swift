@@ -90,6 +90,23 @@ public struct ForwardBenchmark: Sendable {
         return (split, native, packedRate)
     }
 
+    /// GFLOP/s of a loop of nothing but independent FMAs (`dino_fma_peak_loop`, no loads) on
+    /// `threads` threads at once: the ceiling of the AVX2 GEMM kernels on this machine. The median
+    /// of `runs` parallel regions after one warm-up; nil where the AVX2 kernels are not active.
+    public static func fmaPeak(threads: Int, runs: Int = 9, iterations: Int = 4_000_000) -> Double? {
+        guard dino_kernels_active_isa() == DINO_ISA_AVX2, threads >= 1, runs >= 1, iterations >= 1 else { return nil }
+        var rates: [Double] = []
+        for i in 0..<(runs + 1) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            ComputeThreads.parallelFor(threads, threads: threads, granularity: 1, minimumPerPart: 1) { _, parts in
+                for _ in parts { _ = dino_fma_peak_loop(iterations, nil) }
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            if i > 0 { rates.append(Double(threads) * Double(iterations) * 192 / seconds / 1e9) }
+        }
+        return rates.sorted()[rates.count / 2]
+    }
+
     /// The shape `(M, N, K)` of the model's largest GEMM at this input: the first FFN layer,
     /// `[B * N, C] x [C, F]` (`2F` for SwiGLU).
     public static func largestGEMM(_ model: VisionTransformer, batch: Int, height: Int, width: Int) -> (m: Int, n: Int, k: Int) {
@@ -98,13 +115,15 @@ public struct ForwardBenchmark: Sendable {
         return (tokens, cfg.useSwigluFFN ? 2 * cfg.ffnHiddenSize : cfg.ffnHiddenSize, cfg.hiddenSize)
     }
 
-    /// `gemm_gflops`, `gemm_gflops_openblas` and the shape, for the JSON report.
+    /// `gemm_gflops`, `gemm_gflops_openblas`, `gemm_gflops_packed` (AVX2 only), the shape, and
+    /// `fma_peak_gflops` (the FMA loop on the same threads, AVX2 only), for the JSON report.
     public static func gemmReport(_ model: VisionTransformer, batch: Int, height: Int, width: Int, threads: Int) -> [String: Double] {
         let (m, n, k) = largestGEMM(model, batch: batch, height: height, width: width)
         let rate = gemmRate(m: m, n: n, k: k, threads: threads)
         var report = ["gemm_gflops": rate.rowSplit, "gemm_gflops_openblas": rate.openBLASThreads,
                       "gemm_m": Double(m), "gemm_n": Double(n), "gemm_k": Double(k)]
         if let packed = rate.packed { report["gemm_gflops_packed"] = packed }
+        if let peak = fmaPeak(threads: threads) { report["fma_peak_gflops"] = peak }
         return report
     }
 

@@ -30,6 +30,12 @@ struct BenchCommandTests {
         // The largest GEMM of this model at 56x70 and batch 2: 2 x (1 + 4 + 4 x 5) rows, the FFN.
         #expect(object["gemm_m"] as? Double == 50)
         #expect(try #require(object["gemm_gflops"] as? Double) > 0)
+        // The FMA peak is measured where the AVX2 kernels run (the CLI's process, same CPU).
+        if dino_kernels_active_isa() == DINO_ISA_AVX2 {
+            #expect(try #require(object["fma_peak_gflops"] as? Double) > 0)
+        } else {
+            #expect(object["fma_peak_gflops"] == nil)
+        }
     }
 
     @Test("--precision bf16 --accuracy reports every output against fp32")

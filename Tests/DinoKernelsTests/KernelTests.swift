@@ -39,6 +39,23 @@ struct KernelTests {
         print("kernels: active instruction set \(active == DINO_ISA_AVX2 ? "AVX2+FMA" : "portable")")
     }
 
+    @Test("the FMA-peak loop does 192 FLOPs per step and computes its chains exactly")
+    func fmaPeakLoop() {
+        let steps = 1000
+        var checksum = -1.0
+        let flops = dino_fma_peak_loop(steps, &checksum)
+        guard dino_kernels_active_isa() == DINO_ISA_AVX2 else {
+            #expect(flops == 0 && checksum == -1)
+            return
+        }
+        #expect(flops == Double(192 * steps))
+        // Every lane of every chain runs x <- fma(x, 1 - 2^-20, 2^-20) from x = 2^-20; the 12
+        // chains are summed in float (one rounding: 8x + 4x) and the 8 lanes in double.
+        var x: Float = 0x1p-20
+        for _ in 0..<steps { x = Float(0x1p-20).addingProduct(x, 1 - 0x1p-20) }
+        #expect(checksum == 8 * Double(12 * x))
+    }
+
     @Test("layernorm", arguments: widths)
     func layernorm(width: Int) {
         let rows = 5

@@ -25,7 +25,7 @@ public final class MappedFile: @unchecked Sendable {
         self.path = path
         owned = true
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(data.count, 1), alignment: 16)
-        data.copyBytes(to: buffer.bindMemory(to: UInt8.self))
+        _ = data.copyBytes(to: buffer.bindMemory(to: UInt8.self))
         bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<data.count])
     }
 

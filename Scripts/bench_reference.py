@@ -82,9 +82,10 @@ binary (as it reports it) are recorded for information.  `--json OUT` also write
 all of it, including every single timing, as JSON.
 
 With the Swift binary, `dino bench --gemm-rate` (three processes, each figure's median)
-also measures the largest GEMM's rate and the FMA peak of the same threads (independent AVX2 FMAs with no loads: the ceiling of the
-AVX2 kernels).  Each implementation's forward rate is printed as a share of that peak, and
-so is the rate each of issue 4's targets (`TARGETS`) would need at this run's medians.
+also measures the largest GEMM's rate and the FMA peak of the same threads (independent
+AVX2 FMAs with no loads: the ceiling of the AVX2 kernels).  Each implementation's forward
+rate is printed as a share of that peak, and so is the rate each of issue 4's targets
+(`TARGETS`) would need at this run's medians.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ double dino_fma_peak_loop(size_t iterations, double *checksum) {
     if (dino_kernels_active_isa() != DINO_ISA_AVX2) return 0;
     double sum = fma_loop_avx2(iterations);
     if (checksum) *checksum = sum;
-    return (double)iterations * 12 * 8 * 2;
+    return (double)iterations * DINO_FMA_PEAK_FLOPS_PER_STEP; // 12 FMAs of 8 lanes, 2 operations each
 }
 
 #else

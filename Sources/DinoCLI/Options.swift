@@ -33,7 +33,7 @@ struct ModelOptions: ParsableArguments {
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
-        if let products = ProcessInfo.processInfo.environment["DINO_BF16_PRODUCTS"], BFloat16Products(rawValue: products) == nil {
+        if let products = BFloat16Products.environmentOverride, BFloat16Products(rawValue: products) == nil {
             let known = BFloat16Products.allCases.map(\.rawValue).joined(separator: ", ")
             throw ValidationError("DINO_BF16_PRODUCTS=\(products) is not one of \(known)")
         }

@@ -102,7 +102,7 @@ public struct ForwardBenchmark: Sendable {
                 for _ in parts { _ = dino_fma_peak_loop(iterations, nil) }
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            if i > 0 { rates.append(Double(threads) * Double(iterations) * 192 / seconds / 1e9) }
+            if i > 0 { rates.append(Double(threads * iterations * Int(DINO_FMA_PEAK_FLOPS_PER_STEP)) / seconds / 1e9) }
         }
         return rates.sorted()[rates.count / 2]
     }

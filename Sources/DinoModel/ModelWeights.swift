@@ -30,22 +30,16 @@ struct LinearWeights: Sendable {
         var copy = self
         switch (precision, products) {
         case (.fp32, _):
-            let count = dino_packed_weight_count(outFeatures, inFeatures)
-            copy.packed = [Float](unsafeUninitializedCapacity: count) { panels, initialized in
-                dino_pack_weight(weight, outFeatures, inFeatures, panels.baseAddress)
-                initialized = count
+            copy.packed = filled(dino_packed_weight_count(outFeatures, inFeatures)) {
+                dino_pack_weight(weight, outFeatures, inFeatures, $0)
             }
         case (.bf16, .widened):
-            let count = dino_packed_weight_count(outFeatures, inFeatures)
-            copy.packedBF16 = [UInt16](unsafeUninitializedCapacity: count) { panels, initialized in
-                dino_pack_weight_bf16(weight, outFeatures, inFeatures, panels.baseAddress)
-                initialized = count
+            copy.packedBF16 = filled(dino_packed_weight_count(outFeatures, inFeatures)) {
+                dino_pack_weight_bf16(weight, outFeatures, inFeatures, $0)
             }
         case (.bf16, .dotProducts):
-            let count = dino_packed_weight_count_bf16_dot(outFeatures, inFeatures)
-            copy.packedBF16Dot = [UInt32](unsafeUninitializedCapacity: count) { panels, initialized in
-                dino_pack_weight_bf16_dot(weight, outFeatures, inFeatures, panels.baseAddress)
-                initialized = count
+            copy.packedBF16Dot = filled(dino_packed_weight_count_bf16_dot(outFeatures, inFeatures)) {
+                dino_pack_weight_bf16_dot(weight, outFeatures, inFeatures, $0)
             }
         }
         copy.weight = []
@@ -55,16 +49,18 @@ struct LinearWeights: Sendable {
     /// The weight as float32 in `[out, in]` layout: `weight`, or the bfloat16 panels widened.
     func unpackedWeight() -> [Float] {
         if let packedBF16Dot {
-            return [Float](unsafeUninitializedCapacity: outFeatures * inFeatures) { buffer, count in
-                dino_unpack_weight_bf16_dot(packedBF16Dot, outFeatures, inFeatures, buffer.baseAddress)
-                count = outFeatures * inFeatures
-            }
+            return filled(outFeatures * inFeatures) { dino_unpack_weight_bf16_dot(packedBF16Dot, outFeatures, inFeatures, $0) }
         }
         guard let packedBF16 else { return weight }
-        return [Float](unsafeUninitializedCapacity: outFeatures * inFeatures) { buffer, count in
-            dino_unpack_weight_bf16(packedBF16, outFeatures, inFeatures, buffer.baseAddress)
-            count = outFeatures * inFeatures
-        }
+        return filled(outFeatures * inFeatures) { dino_unpack_weight_bf16(packedBF16, outFeatures, inFeatures, $0) }
+    }
+}
+
+/// An array of `count` elements, every one written by `fill` (a C packing or unpacking call).
+private func filled<Element>(_ count: Int, _ fill: (UnsafeMutablePointer<Element>?) -> Void) -> [Element] {
+    [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
+        fill(buffer.baseAddress)
+        initialized = count
     }
 }
 

@@ -29,11 +29,12 @@ public enum BFloat16Products: String, Sendable, Equatable, CaseIterable {
     /// `dotProducts` where the CPU has AVX512-BF16 (and the AVX kernels are active), else
     /// `widened`; the environment variable `DINO_BF16_PRODUCTS=widened|dotProducts` overrides it.
     public static var automatic: BFloat16Products {
-        if let name = ProcessInfo.processInfo.environment["DINO_BF16_PRODUCTS"], let chosen = BFloat16Products(rawValue: name) {
-            return chosen
-        }
-        return dino_gemm_bf16_dot_uses_avx512() != 0 ? .dotProducts : .widened
+        if let name = environmentOverride, let chosen = BFloat16Products(rawValue: name) { return chosen }
+        return hasAVX512BF16 ? .dotProducts : .widened
     }
+
+    /// The value of `DINO_BF16_PRODUCTS`, valid or not (the CLI refuses an unknown one), or nil.
+    public static var environmentOverride: String? { ProcessInfo.processInfo.environment["DINO_BF16_PRODUCTS"] }
 
     /// Whether `dotProducts` runs on AVX512-BF16 on this CPU (else on the portable model).
     public static var hasAVX512BF16: Bool { dino_gemm_bf16_dot_uses_avx512() != 0 }

@@ -168,9 +168,10 @@ void dino_gemm_packed_bf16_dot_ref(const float *x, size_t ldx, size_t M, size_t 
 
 // --- FMA peak ----------------------------------------------------------------------------
 // Runs `iterations` steps of 12 independent 8-float FMAs (no loads) on the calling thread and
-// returns the floating-point operations done (192 per step), or 0 where the AVX2 kernels are not
-// active. `checksum`, if not NULL, receives the sum of the final values (between 0 and about
-// 96). Time it to get the FMA peak that bounds the AVX2 GEMM kernels.
+// returns the floating-point operations done (DINO_FMA_PEAK_FLOPS_PER_STEP per step), or 0 where
+// the AVX2 kernels are not active. `checksum`, if not NULL, receives the sum of the final values
+// (between 0 and about 96). Time it to get the FMA peak that bounds the AVX2 GEMM kernels.
+#define DINO_FMA_PEAK_FLOPS_PER_STEP 192
 double dino_fma_peak_loop(size_t iterations, double *checksum);
 
 // --- Patch extraction (im2col of a stride-P, kernel-P convolution) ----------------

@@ -23,14 +23,15 @@ struct CheckpointLoader {
     let pack: Bool
     /// bf16 rounds and packs every GEMM weight as it is read, whatever `pack` says.
     let precision: WeightPrecision
-    /// The panels bf16 weights are packed in.
+    /// The panels bf16 weights are packed in, as the model chose them (no default: `.automatic` is
+    /// resolved by `VisionTransformer`, the only caller).
     let bf16Products: BFloat16Products
     private let names: Set<String>
     private var used = Set<String>()
     private var prefix = ""
 
     init(source: any TensorSource, configuration: DinoConfiguration, pack: Bool, precision: WeightPrecision = .fp32,
-         bf16Products: BFloat16Products = .widened) {
+         bf16Products: BFloat16Products) {
         self.source = source
         self.configuration = configuration
         self.pack = pack
@@ -42,7 +43,7 @@ struct CheckpointLoader {
     /// Reads all weights and reports the naming found.
     static func load(source: any TensorSource, configuration: DinoConfiguration, pack: Bool,
                      precision: WeightPrecision = .fp32,
-                     bf16Products: BFloat16Products = .widened) throws(DinoModelError) -> (ModelWeights, CheckpointNaming) {
+                     bf16Products: BFloat16Products) throws(DinoModelError) -> (ModelWeights, CheckpointNaming) {
         var loader = CheckpointLoader(source: source, configuration: configuration, pack: pack, precision: precision,
                                       bf16Products: bf16Products)
         let naming = try loader.detectNaming()

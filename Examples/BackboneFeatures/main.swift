@@ -30,7 +30,7 @@ do {
     for (stage, map) in zip(output.stageNames, output.featureMaps) {
         print("\(stage): \(map.shape)")
     }
-    print("CLS embedding: \(output.model.poolerOutput.shape)")
+    print("CLS embedding: \(try output.features.stage(last, normalized: true).classToken.shape)")
 
     // The original DINOv2 API: the last 2 blocks with their class tokens.
     for layer in try backbone.intermediateLayers(pixels, .last(2), reshape: true, returnClassToken: true) {

@@ -35,7 +35,7 @@ do {
     for (stage, map) in zip(output.stageNames, output.featureMaps) {
         print("\(stage): \(map.shape)   (max |value| \(map.maxAbs))")
     }
-    print("CLS token: \(output.model.poolerOutput.shape)")
+    print("CLS token of the last stage: \(try output.features.stage(stages[stages.count - 1], normalized: true).classToken.shape)")
 
     // 4. Feature maps are plain tensors: save them for other tools.
     let file = URL(fileURLWithPath: "image-features.safetensors")

@@ -158,6 +158,9 @@ public struct DepthAnythingModel: DepthEstimator {
     public let configuration: DepthAnythingConfiguration
     /// The backbone view: the stages of `out_indices`, reshaped to `[B, C, h, w]`.
     public let backbone: Backbone
+
+    /// The checkpoint's own backbone.
+    public var model: VisionTransformer { backbone.model }
     /// The image processor's settings (`preprocessor_config.json`).
     public let processor: DepthAnythingProcessor
     let stages: [Stage]
@@ -233,15 +236,18 @@ public struct DepthAnythingModel: DepthEstimator {
     // ref: DPTImageProcessor.post_process_depth_estimation: bicubic, align_corners=False.
     public var upsampling: DepthUpsampling { .bicubic }
 
-    /// `predicted_depth` `[B, H, W]` for normalised pixels `[B, 3, H, W]`.
-    public func predict(_ pixels: Tensor) throws(DepthError) -> Tensor {
+    /// The backbone's stages of `out_indices`.
+    public var featureRequest: FeatureRequest { backbone.featureRequest }
+
+    /// `predicted_depth` `[B, H, W]` from a pass of the model's backbone.
+    public func depth(_ pass: BackboneFeatures) throws(DepthError) -> Tensor {
         let maps: [Tensor]
         do {
-            maps = try backbone(pixels).featureMaps
+            maps = try backbone.predict(pass).featureMaps
         } catch {
             throw .model(error)
         }
-        let (h, w) = (pixels.shape[2] / patchSize, pixels.shape[3] / patchSize)
+        let (h, w) = (pass.layout.gridHeight, pass.layout.gridWidth)
         var features: [Tensor] = []
         for (map, stage) in zip(maps, stages) {
             features.append(try apply(stage.conv, try stage.resampling(try apply(stage.projection, map))))

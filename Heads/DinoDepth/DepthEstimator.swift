@@ -1,4 +1,5 @@
 import DinoImage
+import DinoModel
 import DinoTensor
 import Foundation
 
@@ -22,19 +23,41 @@ public enum DepthUpsampling: Sendable, Equatable {
     case bicubic
 }
 
-/// A depth model run on prepared images: dinov2 heads on a DINOv2 backbone, or Depth Anything.
-public protocol DepthEstimator: Sendable {
+/// A depth head on the backbone it reads: dinov2 heads on a DINOv2 backbone, or Depth Anything
+/// (whose checkpoint brings its own backbone). As a `DenseHead` it predicts depth at its output
+/// resolution `[B, h', w']` from a pass of `model`.
+public protocol DepthEstimator: DenseHead where Prediction == Tensor {
+    /// The backbone the head reads; heads on one backbone can share its passes.
+    var model: VisionTransformer { get }
     /// Side of the backbone's patches: prepared images are multiples of it.
     var patchSize: Int { get }
     /// What the predicted values mean.
     var kind: DepthKind { get }
     /// How predictions are brought to the image size.
     var upsampling: DepthUpsampling { get }
-    /// Depth at the model's output resolution `[B, h', w']` for normalised pixels `[B, 3, H, W]`.
-    func predict(_ pixels: Tensor) throws(DepthError) -> Tensor
+    /// Depth at the model's output resolution `[B, h', w']` from a pass of `model` that kept
+    /// `featureRequest`.
+    func depth(_ features: BackboneFeatures) throws(DepthError) -> Tensor
 }
 
 extension DepthEstimator {
+    /// `depth(_:)`, as a `DenseHead`.
+    public func predict(_ features: BackboneFeatures) throws -> Tensor {
+        try depth(features)
+    }
+
+    /// Depth at the model's output resolution `[B, h', w']` for normalised pixels `[B, 3, H, W]`,
+    /// in one pass of `model`.
+    public func predict(_ pixels: Tensor) throws(DepthError) -> Tensor {
+        let features: BackboneFeatures
+        do {
+            features = try model.features(pixels, request: featureRequest)
+        } catch {
+            throw .model(error)
+        }
+        return try depth(features)
+    }
+
     /// Depth maps at the original size of each image of a batch of one prepared size.
     public func depthMaps(_ images: [PreparedImage]) throws(DepthError) -> [DepthMap] {
         guard let first = images.first else { return [] }
@@ -42,9 +65,12 @@ extension DepthEstimator {
             throw .invalidInput(reason: "a batch needs images of one prepared size")
         }
         let prediction = try predict(Tensor.stack(images.map(\.pixels)))
-        return images.enumerated().map { i, image in
-            DepthMap(prediction: prediction[i], for: image, upsampling: upsampling)
-        }
+        return depthMaps(prediction, images: images)
+    }
+
+    /// The maps of a prediction `[B, h', w']` at the original size of each of its images.
+    public func depthMaps(_ prediction: Tensor, images: [PreparedImage]) -> [DepthMap] {
+        images.enumerated().map { i, image in DepthMap(prediction: prediction[i], for: image, upsampling: upsampling) }
     }
 }
 

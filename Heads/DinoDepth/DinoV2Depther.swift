@@ -58,7 +58,7 @@ public enum DinoV2DepthHead: Sendable {
         throw .unknownHead(file: file, reason: "no 'decode_head.conv_depth.weight' (linear) or 'decode_head.reassemble_blocks.projects.0.conv.weight' (DPT); first tensors: \(sample)")
     }
 
-    /// Depth before the clamp, `[B, 1, H', W']`.
+    /// Depth before the clamp, `[B, 1, H', W']`, from the layers' patch maps and class tokens.
     func callAsFunction(_ layers: [IntermediateLayer]) throws(DepthError) -> Tensor {
         switch self {
         case .linear(let head): return try head(layers)
@@ -75,8 +75,8 @@ public enum DinoV2DepthHead: Sendable {
 // ref: dinov2/hub/depthers.py (_make_dinov2_linear_depther, _make_dinov2_dpt_depther) and
 // dinov2/hub/depth/encoder_decoder.py DepthEncoderDecoder.encode_decode.
 public struct DinoV2Depther: DepthEstimator {
-    /// The backbone.
-    public let backbone: Backbone
+    /// The backbone the head reads.
+    public let model: VisionTransformer
     /// The head.
     public let head: DinoV2DepthHead
     /// Depth range and blocks.
@@ -100,11 +100,7 @@ public struct DinoV2Depther: DepthEstimator {
         guard blocks.allSatisfy({ (0..<layers).contains($0) }), Set(blocks).count == blocks.count else {
             throw .incompatibleBackbone(file: headURL.path, reason: "blocks \(blocks) are not distinct blocks of a \(layers)-block backbone")
         }
-        do {
-            backbone = try Backbone(model: model)
-        } catch {
-            throw .model(error)
-        }
+        self.model = model
         self.head = head
         self.configuration = configuration
         self.blocks = blocks.sorted()
@@ -148,7 +144,7 @@ public struct DinoV2Depther: DepthEstimator {
     }
 
     /// Side of the backbone's patches.
-    public var patchSize: Int { backbone.model.configuration.patchSize }
+    public var patchSize: Int { model.configuration.patchSize }
 
     /// Metres, clamped to the head's range.
     public var kind: DepthKind { .metric(configuration.minDepth...configuration.maxDepth) }
@@ -157,20 +153,38 @@ public struct DinoV2Depther: DepthEstimator {
     // ref: DepthEncoderDecoder.encode_decode resizes with the head's align_corners (False).
     public var upsampling: DepthUpsampling { .bilinear }
 
-    /// The head's output before the clamp, `[B, 1, H', W']`.
-    public func headOutput(_ pixels: Tensor) throws(DepthError) -> Tensor {
+    /// The chosen blocks as the blocks leave them: `get_intermediate_layers(blocks,
+    /// reshape=True, return_class_token=True, norm=False)`.
+    public var featureRequest: FeatureRequest { .blocks(blocks, normalized: false) }
+
+    /// The head's output before the clamp, `[B, 1, H', W']`, from a pass that kept `featureRequest`.
+    public func headOutput(_ features: BackboneFeatures) throws(DepthError) -> Tensor {
         let layers: [IntermediateLayer]
         do {
-            layers = try backbone.intermediateLayers(pixels, .blocks(blocks), reshape: true, returnClassToken: true, norm: false)
+            layers = try blocks.map { (block: Int) throws(DinoModelError) -> IntermediateLayer in
+                let tokens = try features.block(block, normalized: false)
+                return IntermediateLayer(block: block, featureMap: tokens.patchMap, classToken: tokens.classToken)
+            }
         } catch {
             throw .model(error)
         }
         return try head(layers)
     }
 
+    /// The head's output before the clamp for normalised pixels `[B, 3, H, W]`.
+    public func headOutput(_ pixels: Tensor) throws(DepthError) -> Tensor {
+        let features: BackboneFeatures
+        do {
+            features = try model.features(pixels, request: featureRequest)
+        } catch {
+            throw .model(error)
+        }
+        return try headOutput(features)
+    }
+
     /// Depth `[B, h', w']` clamped to `[min_depth, max_depth]` (`encode_decode` before the resize).
-    public func predict(_ pixels: Tensor) throws(DepthError) -> Tensor {
-        let raw = try headOutput(pixels)
+    public func depth(_ features: BackboneFeatures) throws(DepthError) -> Tensor {
+        let raw = try headOutput(features)
         let (lo, hi) = (configuration.minDepth, configuration.maxDepth)
         return Tensor(shape: [raw.shape[0], raw.shape[2], raw.shape[3]], scalars: raw.scalars.map { min(max($0, lo), hi) })
     }

@@ -33,8 +33,8 @@ public enum DiscoveryError: Error, Sendable, Equatable, CustomStringConvertible,
         case let .nonFiniteFeature(patch, channel): return "feature of patch \(patch), channel \(channel) is not finite"
         case let .invalidParameter(name, value, expected): return "\(name) is \(value), expected \(expected)"
         case let .missingProjections(block, available):
-            return "the model output has no query/key/value projections of block \(block) (has \(available.sorted())); "
-                + "run the model with ForwardOptions.qkvBlocks containing \(block)"
+            return "the backbone pass has no query/key/value projections of block \(block) (has \(available.sorted())); "
+                + "add block \(block) to its FeatureRequest's projectionBlocks"
         case let .seedInBackground(row, column):
             return "the seed patch (row \(row), column \(column)) is not in the foreground mask; with a negative Gram bias, "
                 + "the seed's own similarity can fall below zero: use a smaller |bias|"

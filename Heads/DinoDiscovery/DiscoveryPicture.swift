@@ -1,4 +1,5 @@
 import DinoImage
+import DinoTensor
 
 /// Draws a discovered object over its image.
 public enum DiscoveryPicture {

@@ -14,14 +14,6 @@ public enum FeatureKind: String, Sendable, CaseIterable {
     /// Values.
     case values = "v"
 
-    /// Offset of this projection in the `[query | key | value]` channels of `qkvByBlock`.
-    func channelOffset(hiddenSize c: Int) -> Int {
-        switch self {
-        case .queries: return 0
-        case .keys: return c
-        case .values: return 2 * c
-        }
-    }
 }
 
 /// A patch position on the grid, row-major: `index = row * columns + column`.
@@ -91,10 +83,10 @@ public struct PatchFeatures: Sendable {
     }
 }
 
-/// Reads the last block's query, key or value projections of the patch tokens from a forward
-/// pass, without a second pass: the model keeps them when asked through `ForwardOptions`.
+/// Reads the last block's query, key or value projections of each image's patch tokens from a
+/// backbone pass.
 public struct LastBlockFeatures: Sendable {
-    /// The model.
+    /// The model (for running a pass on prepared images).
     public let model: VisionTransformer
     /// The projection read.
     public var kind: FeatureKind
@@ -108,55 +100,45 @@ public struct LastBlockFeatures: Sendable {
     /// The last block's 0-based index.
     public var block: Int { model.configuration.numHiddenLayers - 1 }
 
-    /// Forward options that keep the last block's projections (and nothing else).
-    public var forwardOptions: ForwardOptions {
-        var options = ForwardOptions(attentionBlocks: .none)
-        options.qkvBlocks = [block]
-        return options
-    }
+    /// What the reader needs from a pass: the last block's projections.
+    public var featureRequest: FeatureRequest { .projections([block]) }
 
-    /// Runs the model on prepared images of one size and returns each image's patch features.
+    /// Runs one pass on prepared images of one size and returns each image's patch features.
     public func callAsFunction(_ images: [PreparedImage]) throws(DiscoveryError) -> [PatchFeatures] {
         guard let first = images.first else { return [] }
         guard images.allSatisfy({ $0.pixels.shape == first.pixels.shape }) else {
             throw .featureShape(expected: first.pixels.shape, actual: images.first { $0.pixels.shape != first.pixels.shape }?.pixels.shape ?? [])
         }
-        let output: ModelOutput
+        let pass: BackboneFeatures
         do {
-            output = try model(Tensor.stack(images.map(\.pixels)), options: forwardOptions)
+            pass = try model.features(Tensor.stack(images.map(\.pixels)), request: featureRequest, contentRects: images.map(\.contentRect))
         } catch {
             throw .model(error)
         }
-        return try features(of: output, images: images)
+        return try features(of: pass)
     }
 
-    /// The patch features of each image of a batch from a forward pass run with `forwardOptions`
-    /// on the stacked `images`.
-    public func features(of output: ModelOutput, images: [PreparedImage]) throws(DiscoveryError) -> [PatchFeatures] {
-        guard let qkv = output.qkvByBlock[block] else {
-            throw .missingProjections(block: block, available: Array(output.qkvByBlock.keys))
+    /// The patch features of each image of a pass that kept `featureRequest`; each image's box
+    /// will be clipped to its content (`BackboneFeatures.contentRects`).
+    public func features(of pass: BackboneFeatures) throws(DiscoveryError) -> [PatchFeatures] {
+        let projections: AttentionProjections
+        do {
+            projections = try pass.projections(block: block)
+        } catch {
+            throw .missingProjections(block: block, available: Array(pass.request.projectionBlocks))
         }
-        let config = model.configuration
-        let c = config.hiddenSize, prefix = config.numPrefixTokens, p = config.patchSize
-        guard qkv.rank == 3, qkv.shape[0] == images.count, qkv.shape[2] == 3 * c else {
-            throw .featureShape(expected: [images.count, qkv.shape.count > 1 ? qkv.shape[1] : 0, 3 * c], actual: qkv.shape)
+        let tokens = switch kind {
+        case .queries: projections.query
+        case .keys: projections.key
+        case .values: projections.value
         }
-        let n = qkv.shape[1]
-        let offset = kind.channelOffset(hiddenSize: c)
+        let patches = tokens.patchTokens  // [B, h * w, C]
+        let layout = pass.layout
+        let (h, w, c, p) = (layout.gridHeight, layout.gridWidth, tokens.channels, pass.patchSize)
         var result: [PatchFeatures] = []
-        for (b, image) in images.enumerated() {
-            let (h, w) = (image.height / p, image.width / p)
-            guard n == prefix + h * w else { throw .featureShape(expected: [images.count, prefix + h * w, 3 * c], actual: qkv.shape) }
-            // Patch tokens follow CLS and the registers; one projection is C of the 3C channels.
-            var values = [Float](repeating: 0, count: h * w * c)
-            qkv.scalars.withUnsafeBufferPointer { source in
-                for t in 0..<(h * w) {
-                    let from = (b * n + prefix + t) * 3 * c + offset
-                    for j in 0..<c { values[t * c + j] = source[from + j] }
-                }
-            }
+        for (b, content) in pass.contentRectsInInput.enumerated() {
+            let values = Array(patches.scalars[(b * h * w * c)..<((b + 1) * h * w * c)])
             // The box is clipped to the image's right and bottom edges inside the padded grid.
-            let content = image.contentRect
             result.append(try PatchFeatures(values: values, rows: h, columns: w, channels: c, patchSize: p,
                                             imageWidth: min(content.x + content.width, w * p),
                                             imageHeight: min(content.y + content.height, h * p)))

@@ -15,7 +15,6 @@ public struct FeatureExtractor: Sendable {
     public let blocks: [Int]
     /// How images are prepared.
     public let preprocessing: Preprocessing
-    private let backbone: Backbone
 
     /// An extractor of `layers` of `model`.
     public init(model: VisionTransformer, layers: LayerSelection, preprocessing: Preprocessing) throws(SegmentationError) {
@@ -25,7 +24,6 @@ public struct FeatureExtractor: Sendable {
         self.model = model
         self.blocks = try layers.blocks(depth: model.configuration.numHiddenLayers)
         self.preprocessing = preprocessing
-        do { backbone = try Backbone(model: model) } catch { throw .model(error) }
     }
 
     /// Head input channels `C`.
@@ -40,18 +38,19 @@ public struct FeatureExtractor: Sendable {
         let prepared: PreparedImage
         do { prepared = try preprocessing.prepare(image, patchSize: p) } catch { throw .image(error) }
         let rect = prepared.contentRect
-        var pixels = TensorRegion.cropped(prepared.pixels.reshaped([1] + prepared.pixels.shape), rect)
-        let padH = (p - rect.height % p) % p, padW = (p - rect.width % p) % p
-        if padH > 0 || padW > 0 {
-            pixels = TensorRegion.padded(pixels, top: padH / 2, bottom: padH - padH / 2, left: padW / 2, right: padW - padW / 2)
-        }
-        let layers: [IntermediateLayer]
+        let pixels = prepared.pixels.reshaped([1] + prepared.pixels.shape).cropped(to: rect)
+        let features: BackboneFeatures
         do {
-            layers = try backbone.intermediateLayers(pixels, .blocks(blocks), reshape: true, returnClassToken: false, norm: true)
+            features = try model.features(pixels, request: .blocks(blocks, normalized: true), padding: .centre)
         } catch {
             throw .model(error)
         }
-        let maps = layers.map(\.featureMap)
+        let maps: [Tensor]
+        do {
+            maps = try blocks.map { (block: Int) throws(DinoModelError) in try features.block(block, normalized: true).patchMap }
+        } catch {
+            throw .model(error)
+        }
         let joined = maps.count == 1 ? maps[0] : concatenateChannels(maps)
         return (joined[0], rect.height, rect.width)
     }

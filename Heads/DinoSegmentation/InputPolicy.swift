@@ -68,22 +68,16 @@ extension LayerSelection {
         }
     }
 
-    /// The 0-based block indices for a backbone of `depth` blocks, in block order.
+    /// The 0-based block indices for a backbone of `depth` blocks, in block order; at least one.
     public func blocks(depth: Int) throws(SegmentationError) -> [Int] {
-        switch self {
-        case .last(let n):
-            guard n >= 1, n <= depth else {
-                throw .incompatibleBackbone(head: "layers \(text)", reason: "the backbone has \(depth) blocks")
-            }
-            return Array((depth - n)..<depth)
-        case .blocks(let list):
-            for i in list where i < 0 || i >= depth {
-                throw .incompatibleBackbone(head: "layers \(text)", reason: "block \(i) is outside 0..<\(depth)")
-            }
-            guard Set(list).count == list.count, !list.isEmpty else {
-                throw .invalidSetting(name: "layers \(text)", reason: "blocks must be distinct and at least one")
-            }
-            return list.sorted()
+        if case .blocks(let list) = self, list.isEmpty {
+            throw .invalidSetting(name: "layers \(text)", reason: "blocks must be distinct and at least one")
+        }
+        do {
+            return try resolvedBlocks(depth: depth)
+        } catch {
+            guard case .invalidStageSelection(let reason) = error else { throw .model(error) }
+            throw .incompatibleBackbone(head: "layers \(text)", reason: "\(reason); the backbone has \(depth) blocks")
         }
     }
 }

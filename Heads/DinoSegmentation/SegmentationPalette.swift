@@ -1,4 +1,5 @@
 import DinoImage
+import DinoTensor
 import Foundation
 
 /// Class colours for label maps and overlays.

@@ -62,10 +62,13 @@ public enum InferenceMode: Sendable, Equatable {
     case slide(SlidingWindow)
 }
 
-/// A frozen backbone with a linear head: pixels in, per-pixel class logits and label maps out.
-public struct Segmenter: Sendable {
-    /// The backbone (only `intermediateLayers` of its model is used).
-    public let backbone: Backbone
+/// A linear head on a frozen backbone: pixels in, per-pixel class logits and label maps out.
+///
+/// As a `PixelMapHead` it reads the chosen blocks after the final LayerNorm from a shared pass
+/// and predicts logits at the size of the pixels handed to the pass.
+public struct Segmenter: PixelMapHead {
+    /// The backbone the head reads.
+    public let model: VisionTransformer
     /// The head.
     public let head: SegmentationHead
     /// The 0-based blocks feeding the head, in block order.
@@ -81,73 +84,86 @@ public struct Segmenter: Sendable {
                 head: "head (\(head.configuration.layers.text))",
                 reason: "it takes \(head.channels) channels, the backbone gives \(blocks.count) x \(config.hiddenSize) = \(blocks.count * config.hiddenSize)")
         }
-        do {
-            backbone = try Backbone(model: model)
-        } catch {
-            throw .model(error)
-        }
+        self.model = model
         self.head = head
         self.blocks = blocks
     }
 
     /// The patch size `p`.
-    public var patchSize: Int { backbone.model.configuration.patchSize }
+    public var patchSize: Int { model.configuration.patchSize }
 
-    /// The head input for pixels `[B, 3, H, W]` whose sides are multiples of `p`: the chosen
-    /// blocks' outputs after the final LayerNorm, without CLS and registers, as `[B, D, h, w]`
-    /// maps, concatenated to `[B, C, h, w]`.
+    /// The chosen blocks after the final LayerNorm.
     ///
     /// ref: dinov2 `get_intermediate_layers(n, reshape=True, norm=True)` (what the dinov2
     /// segmentation notebook hands the head).
-    public func headInput(_ pixels: Tensor) throws(SegmentationError) -> Tensor {
-        let layers: [IntermediateLayer]
+    public var featureRequest: FeatureRequest { .blocks(blocks, normalized: true) }
+
+    /// The head input of a pass: the chosen blocks' normalised patch maps `[B, D, h, w]`,
+    /// concatenated to `[B, C, h, w]`.
+    public func headInput(_ features: BackboneFeatures) throws(SegmentationError) -> Tensor {
         do {
-            layers = try backbone.intermediateLayers(pixels, .blocks(blocks), reshape: true, returnClassToken: false, norm: true)
-        } catch {
+            return try head.concatenate(try blocks.map { (block: Int) throws(DinoModelError) in try features.block(block, normalized: true).patchMap })
+        } catch let error as SegmentationError {
+            throw error
+        } catch let error as DinoModelError {
             throw .model(error)
+        } catch {
+            throw .sizeMismatch(what: "head input", expected: "the chosen blocks' maps", actual: "\(error)")
         }
-        return try head.concatenate(layers.map(\.featureMap))
     }
 
-    /// Logits `[B, K, H, W]` for pixels `[B, 3, H, W]` of any size, in one pass.
+    /// The head input for pixels `[B, 3, H, W]` whose sides are multiples of `p`.
+    public func headInput(_ pixels: Tensor) throws(SegmentationError) -> Tensor {
+        try headInput(try pass(pixels, padding: .none))
+    }
+
+    /// Logits `[B, K, H, W]` at `features.imageSize`: the head's logits on the patch grid,
+    /// bilinearly resized (so a grid padded by the pass is stretched over the unpadded image).
     ///
-    /// Sides that are not multiples of `p` are zero-padded (zero is the mean colour after
-    /// normalisation) around the centre, `pad / 2` before; the logits of the padded grid are
-    /// upsampled to `H x W`, so the grid is stretched over the unpadded image.
+    /// ref: mmseg `EncoderDecoder.encode_decode`, which resizes the head's output to the input size.
+    public func predict(_ features: BackboneFeatures) throws -> Tensor {
+        try logits(features)
+    }
+
+    /// `predict(_:)` with its error type.
+    public func logits(_ features: BackboneFeatures) throws(SegmentationError) -> Tensor {
+        let grid = try head.classify(try headInput(features))
+        return resizeBilinear(grid, height: features.imageSize.height, width: features.imageSize.width, alignCorners: false)
+    }
+
+    /// Logits `[B, K, H, W]` for pixels `[B, 3, H, W]` of any size, in one pass: sides that are
+    /// not multiples of `p` are zero-padded around the centre.
     ///
-    /// ref: the dinov2 segmentation notebook's `CenterPadding` pre-hook on the backbone, and
-    /// mmseg `EncoderDecoder.encode_decode`, which resizes the head's output to the input size.
+    /// ref: the dinov2 segmentation notebook's `CenterPadding` pre-hook on the backbone.
     public func logits(_ pixels: Tensor) throws(SegmentationError) -> Tensor {
-        guard pixels.rank == 4, pixels.shape[1] == 3, pixels.shape[2] > 0, pixels.shape[3] > 0 else {
-            throw .sizeMismatch(what: "pixels", expected: "[B, 3, H, W]", actual: "\(pixels.shape)")
-        }
-        let (h, w) = (pixels.shape[2], pixels.shape[3])
-        let p = patchSize
-        let padH = (p - h % p) % p, padW = (p - w % p) % p
-        let input = padH == 0 && padW == 0 ? pixels : TensorRegion.padded(pixels, top: padH / 2, bottom: padH - padH / 2, left: padW / 2, right: padW - padW / 2)
-        let grid = try head.classify(try headInput(input))
-        return resizeBilinear(grid, height: h, width: w, alignCorners: false)
+        try logits(try pass(pixels, padding: .centre))
     }
 
     /// Logits `[B, K, H, W]` from overlapping windows, each run as `logits(_:)` does and the
     /// overlaps averaged.
     public func slidingLogits(_ pixels: Tensor, window: SlidingWindow) throws(SegmentationError) -> Tensor {
         guard pixels.rank == 4 else { throw .sizeMismatch(what: "pixels", expected: "[B, 3, H, W]", actual: "\(pixels.shape)") }
-        let (b, h, w, k) = (pixels.shape[0], pixels.shape[2], pixels.shape[3], head.numClasses)
-        var sum = [Float](repeating: 0, count: b * k * h * w)
-        var count = [Float](repeating: 0, count: h * w)
-        for rect in window.windows(height: h, width: w) {
-            let part = try logits(TensorRegion.cropped(pixels, rect))
-            TensorRegion.add(part, into: &sum, height: h, width: w, at: rect)
-            for y in rect.y..<(rect.y + rect.height) {
-                for x in rect.x..<(rect.x + rect.width) { count[y * w + x] += 1 }
-            }
+        do {
+            return try HeadRunner(model: model, padding: .centre)
+                .averaged(pixels, head: self, windows: window.windows(height: pixels.shape[2], width: pixels.shape[3]))
+        } catch let error as SegmentationError {
+            throw error
+        } catch let error as DinoModelError {
+            throw .model(error)
+        } catch {
+            throw .invalidSetting(name: "sliding window", reason: "\(error)")
         }
-        let plane = h * w
-        for plane0 in 0..<(b * k) {
-            for j in 0..<plane { sum[plane0 * plane + j] /= count[j] }
+    }
+
+    private func pass(_ pixels: Tensor, padding: InputPadding) throws(SegmentationError) -> BackboneFeatures {
+        guard pixels.rank == 4, pixels.shape[1] == 3, pixels.shape[2] > 0, pixels.shape[3] > 0 else {
+            throw .sizeMismatch(what: "pixels", expected: "[B, 3, H, W]", actual: "\(pixels.shape)")
         }
-        return Tensor(shape: [b, k, h, w], scalars: sum)
+        do {
+            return try model.features(pixels, request: featureRequest, padding: padding)
+        } catch {
+            throw .model(error)
+        }
     }
 
     /// Logits `[B, K, H, W]` in the chosen mode.
@@ -188,7 +204,7 @@ public struct Segmenter: Sendable {
         }
         for group in groups {
             let rect = images[group[0]].contentRect
-            let content = Tensor.stack(group.map { TensorRegion.cropped(images[$0].pixels.reshaped([1] + images[$0].pixels.shape), rect)[0] })
+            let content = Tensor.stack(group.map { images[$0].pixels.reshaped([1] + images[$0].pixels.shape).cropped(to: rect)[0] })
             let logits = try logits(content, mode: mode)
             for (j, i) in group.enumerated() {
                 let size = images[i].originalSize
@@ -196,50 +212,5 @@ public struct Segmenter: Sendable {
             }
         }
         return out.compactMap { $0 }
-    }
-}
-
-/// Crops, pads and pastes of `[B, C, H, W]` tensors.
-enum TensorRegion {
-    /// The `rect` region of every plane: `[B, C, rect.height, rect.width]`.
-    static func cropped(_ x: Tensor, _ rect: PixelRect) -> Tensor {
-        let (planes, h, w) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
-        precondition(rect.x >= 0 && rect.y >= 0 && rect.x + rect.width <= w && rect.y + rect.height <= h, "crop outside the tensor")
-        if rect.x == 0, rect.y == 0, rect.width == w, rect.height == h { return x }
-        var out = [Float](repeating: 0, count: planes * rect.height * rect.width)
-        for p in 0..<planes {
-            for y in 0..<rect.height {
-                let src = (p * h + rect.y + y) * w + rect.x
-                let dst = (p * rect.height + y) * rect.width
-                out.replaceSubrange(dst..<(dst + rect.width), with: x.scalars[src..<(src + rect.width)])
-            }
-        }
-        return Tensor(shape: [x.shape[0], x.shape[1], rect.height, rect.width], scalars: out)
-    }
-
-    /// Zero padding around every plane.
-    static func padded(_ x: Tensor, top: Int, bottom: Int, left: Int, right: Int) -> Tensor {
-        let (planes, h, w) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
-        let (ph, pw) = (h + top + bottom, w + left + right)
-        var out = [Float](repeating: 0, count: planes * ph * pw)
-        for p in 0..<planes {
-            for y in 0..<h {
-                let src = (p * h + y) * w, dst = (p * ph + y + top) * pw + left
-                out.replaceSubrange(dst..<(dst + w), with: x.scalars[src..<(src + w)])
-            }
-        }
-        return Tensor(shape: [x.shape[0], x.shape[1], ph, pw], scalars: out)
-    }
-
-    /// Adds `part` `[B, K, rect.height, rect.width]` into `sum` `[B, K, height, width]` at `rect`.
-    static func add(_ part: Tensor, into sum: inout [Float], height: Int, width: Int, at rect: PixelRect) {
-        let planes = part.shape[0] * part.shape[1]
-        for p in 0..<planes {
-            for y in 0..<rect.height {
-                let src = (p * rect.height + y) * rect.width
-                let dst = (p * height + rect.y + y) * width + rect.x
-                for x in 0..<rect.width { sum[dst + x] += part.scalars[src + x] }
-            }
-        }
     }
 }

@@ -64,8 +64,7 @@ struct AttentionCommand: ParsableCommand {
         }
         let heads = config.numAttentionHeads, r = config.numRegisterTokens, prefix = config.numPrefixTokens
         batches.run { batch, pixels in
-            let result = try vit(pixels, options: ForwardOptions(attentionBlocks: .blocks([blockIndex])))
-            guard let attention = result.attentionsByBlock[blockIndex] else { return batch.map { ($0, "no attention computed") } }
+            let attention = try vit.features(pixels, request: .attentions([blockIndex])).attention(block: blockIndex)
             let n = attention.shape[2]
             let grid = (h: batch[0].prepared.height / config.patchSize, w: batch[0].prepared.width / config.patchSize)
             var failed: [(LoadedImage, String)] = []

@@ -353,8 +353,8 @@ private func discoverObjects(_ batch: [LoadedImage], pixels: Tensor, reader: Las
         throw ValidationError("\(pixels.shape[3])x\(pixels.shape[2]) pixels are \(patches) patches, more than --max-patches \(maxPatches); "
             + "give --resize SHORT (discover) or raise --max-patches")
     }
-    let output = try reader.model(pixels, options: reader.forwardOptions)
-    let features = try reader.features(of: output, images: batch.map(\.prepared))
+    let pass = try reader.model.features(pixels, request: reader.featureRequest, contentRects: batch.map(\.prepared.contentRect))
+    let features = try reader.features(of: pass)
     return zip(batch, features).map { item, imageFeatures in
         (item, Result { () throws(DiscoveryError) in try method.discover(imageFeatures) })
     }

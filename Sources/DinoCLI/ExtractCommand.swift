@@ -133,19 +133,13 @@ extension ExtractCommand {
 
             let prefix = config.numPrefixTokens
             let extract: ShardRunner.Extract = { pixels in
-                var result: [Tensor] = []
-                let model: ModelOutput
-                var maps: [Tensor] = []
-                if let backbone {
-                    let output = try backbone(pixels)
-                    model = output.model
-                    maps = output.featureMaps
-                } else {
-                    model = try vit(pixels)
-                }
-                result.append(model.poolerOutput)
-                if patchMean { result.append(Self.tokenMean(model.lastHiddenState, skipping: prefix)) }
-                result += maps.map(Self.spatialMean)
+                let layers = config.numHiddenLayers
+                let request = FeatureRequest.lastHiddenState(layers: layers).union(backbone?.featureRequest ?? FeatureRequest())
+                let pass = try vit.features(pixels, request: request)
+                let last = try pass.stage(layers, normalized: true)
+                var result = [last.classToken]
+                if patchMean { result.append(Self.tokenMean(last.tokens, skipping: prefix)) }
+                result += try (backbone?.predict(pass).featureMaps ?? []).map(Self.spatialMean)
                 return result
             }
 

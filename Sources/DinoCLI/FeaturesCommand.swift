@@ -117,15 +117,19 @@ struct FeaturesCommand: ParsableCommand {
         let pixelsURL = URL(fileURLWithPath: pixels)
         let input = pixels.hasSuffix(".safetensors")
             ? try SafetensorsFile(url: pixelsURL).tensor("pixel_values") : try NumpyFile.read(pixelsURL)
-        let result = try backbone(input, outputHiddenStates: hiddenStates, outputAttentions: attentions)
+        let layers = backbone.model.configuration.numHiddenLayers
+        let options = ForwardOptions(outputHiddenStates: hiddenStates, outputAttentions: attentions)
+        let pass = try backbone.model.features(input, request: backbone.featureRequest.union(options.request(layers: layers)))
+        let result = try backbone.predict(pass)
+        let last = try pass.stage(layers, normalized: true)
         var tensors: [(name: String, tensor: Tensor)] = [
-            ("last_hidden_state", result.model.lastHiddenState),
-            ("pooler_output", result.model.poolerOutput),
+            ("last_hidden_state", last.tokens),
+            ("pooler_output", last.classToken),
         ]
         for (stage, map) in zip(result.stageNames, result.featureMaps) { tensors.append(("feature_maps.\(stage)", map)) }
         for (k, state) in (result.hiddenStates ?? []).enumerated() { tensors.append(("hidden_states.\(k)", state)) }
         for (i, map) in (result.attentions ?? []).enumerated() { tensors.append(("attentions.\(i)", map)) }
-        if let logits = result.model.logits { tensors.append(("logits", logits)) }
+        if let logits = pass.logits { tensors.append(("logits", logits)) }
         try SafetensorsFile.write(tensors, metadata: [
             "model": modelOptions.model, "stages": result.stageNames.joined(separator: ","),
             "grid": "\(result.gridSize.height)x\(result.gridSize.width)",
@@ -142,23 +146,20 @@ struct FeaturesCommand: ParsableCommand {
             let last = format == .safetensors ? ".safetensors" : (registers ? ".register_tokens.npy" : ".cls_token.npy")
             batches.isComplete = { stem in FileManager.default.fileExists(atPath: outputFolder.appendingPathComponent(stem + last).path) }
         }
-        let prefix = config.numPrefixTokens
+        let layers = config.numHiddenLayers
         batches.run { batch, pixels in
-            let result = try backbone(pixels)
-            let last = result.model.lastHiddenState
+            let pass = try backbone.model.features(pixels, request: backbone.featureRequest.union(.lastHiddenState(layers: layers)))
+            let result = try backbone.predict(pass)
+            let last = try pass.stage(layers, normalized: true)
+            let (classTokens, registerTokens) = (last.classToken, last.registerTokens)
             var failed: [(LoadedImage, String)] = []
             for (i, item) in batch.enumerated() {
                 var tensors: [(name: String, tensor: Tensor)] = []
                 for (stage, map) in zip(result.stageNames, result.featureMaps) {
                     tensors.append(("feature_maps.\(stage)", Tensor.stack([map[i]])))
                 }
-                let tokens = last[i]  // [N, C]
-                let c = config.hiddenSize
-                tensors.append(("cls_token", Tensor(shape: [1, c], scalars: Array(tokens.scalars[0..<c]))))
-                if registers {
-                    let r = config.numRegisterTokens
-                    tensors.append(("register_tokens", Tensor(shape: [1, r, c], scalars: Array(tokens.scalars[c..<(prefix * c)]))))
-                }
+                tensors.append(("cls_token", Tensor.stack([classTokens[i]])))
+                if registers { tensors.append(("register_tokens", Tensor.stack([registerTokens[i]]))) }
                 let metadata = [
                     "image": item.url.path, "model": modelOptions.model, "preprocessing": preset.summary,
                     "image_size": "\(item.image.width)x\(item.image.height)",

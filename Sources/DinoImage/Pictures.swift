@@ -1,4 +1,5 @@
 import COpenCVBridge
+import DinoTensor
 import Foundation
 
 // Dimension letters: h x w the patch grid, H x W the prepared image, C feature channels.

@@ -143,22 +143,6 @@ public struct PreparedImage: Sendable {
     public var width: Int { pixels.shape[2] }
 }
 
-/// An axis-aligned rectangle in pixels.
-public struct PixelRect: Sendable, Equatable {
-    public var x: Int
-    public var y: Int
-    public var width: Int
-    public var height: Int
-
-    /// A rectangle from its top-left corner and size.
-    public init(x: Int, y: Int, width: Int, height: Int) {
-        self.x = x
-        self.y = y
-        self.width = width
-        self.height = height
-    }
-}
-
 extension Preprocessing {
     /// Prepares `image` for a model with patch size `patchSize`; dense presets normalise with
     /// `normalization`, the classification preset with its processor's statistics.

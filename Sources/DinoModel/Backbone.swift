@@ -60,8 +60,7 @@ public struct StageSelection: Sendable, Equatable {
     }
 }
 
-/// Feature maps of the selected stages, as HF's `BackboneOutput`, together with the model's
-/// own outputs of the same pass (so a caller wanting both runs the network once).
+/// Feature maps of the selected stages, as HF's `BackboneOutput`.
 public struct BackboneOutput: Sendable {
     /// Selected stage names, in the order of `featureMaps`.
     public var stageNames: [String]
@@ -69,12 +68,13 @@ public struct BackboneOutput: Sendable {
     public var featureMaps: [Tensor]
     /// The patch grid `(h, w)` of the input.
     public var gridSize: (height: Int, width: Int)
-    /// Last hidden state, pooler output, logits, and hidden states / attentions when requested.
-    public var model: ModelOutput
     /// Every hidden state when requested (`L + 1` x `[B, N, C]`, before the final norm).
-    public var hiddenStates: [Tensor]? { model.hiddenStates }
-    /// Every block's attention probabilities when requested.
-    public var attentions: [Tensor]? { model.attentions }
+    public var hiddenStates: [Tensor]?
+    /// The kept attention probabilities in block order, `[B, H, N, N]` each.
+    public var attentions: [Tensor]?
+    /// The pass the maps come from, for what they do not show (a stage's `classToken`,
+    /// `registerTokens`, ...); it holds what the backbone's request and the options asked for.
+    public var features: BackboneFeatures
 
     /// The feature map of a stage, if it was selected.
     public subscript(stage: String) -> Tensor? {
@@ -88,6 +88,23 @@ public enum LayerSelection: Sendable, Equatable {
     case last(Int)
     /// Blocks by 0-based index.
     case blocks([Int])
+
+    /// The 0-based blocks of a `depth`-block model, in block order.
+    public func resolvedBlocks(depth total: Int) throws(DinoModelError) -> [Int] {
+        switch self {
+        case .last(let n):
+            guard n >= 1, n <= total else { throw .invalidStageSelection(reason: "cannot take the last \(n) of \(total) blocks") }
+            return Array((total - n)..<total)
+        case .blocks(let list):
+            for i in list where i < 0 || i >= total {
+                throw .invalidStageSelection(reason: "block \(i) is outside 0..<\(total)")
+            }
+            guard Set(list).count == list.count else { throw .invalidStageSelection(reason: "block indices \(list) have duplicates") }
+            // ref: dinov2 _get_intermediate_layers_not_chunked collects outputs while iterating
+            // over the blocks, so results come in block order whatever the list order.
+            return list.sorted()
+        }
+    }
 }
 
 /// One block's output from `intermediateLayers`.
@@ -98,6 +115,13 @@ public struct IntermediateLayer: Sendable {
     public var featureMap: Tensor
     /// The CLS row `[B, C]` when asked for.
     public var classToken: Tensor?
+
+    /// A block's output from its parts.
+    public init(block: Int, featureMap: Tensor, classToken: Tensor?) {
+        self.block = block
+        self.featureMap = featureMap
+        self.classToken = classToken
+    }
 }
 
 /// The backbone view of a `VisionTransformer`: multi-stage feature maps for dense heads, with the
@@ -134,91 +158,55 @@ public struct Backbone: Sendable {
     /// Selected stage indices.
     public var outIndices: [Int] { selection.outIndices }
 
+    /// What the selected stages need from a pass: their tokens after the final LayerNorm when
+    /// `applyLayernorm`, else as the blocks leave them.
+    public var featureRequest: FeatureRequest {
+        applyLayernorm ? FeatureRequest(normalizedStages: Set(outIndices)) : FeatureRequest(stages: Set(outIndices))
+    }
+
+    /// The feature maps of the selected stages from a pass that kept `featureRequest`; hidden
+    /// states and attentions when the pass kept every stage / some attentions.
+    public func predict(_ features: BackboneFeatures) throws(DinoModelError) -> BackboneOutput {
+        let layers = model.configuration.numHiddenLayers
+        let maps = try outIndices.map { (index: Int) throws(DinoModelError) -> Tensor in
+            let tokens = try features.stage(index, normalized: applyLayernorm)
+            return reshapeHiddenStates ? tokens.patchMap : tokens.tokens
+        }
+        let allStages = Set(0...layers).isSubset(of: features.request.stages)
+        let attentionBlocks = features.request.attentionBlocks.sorted()
+        return BackboneOutput(
+            stageNames: outFeatures, featureMaps: maps, gridSize: (features.layout.gridHeight, features.layout.gridWidth),
+            hiddenStates: allStages ? try (0...layers).map { (k: Int) throws(DinoModelError) in try features.stage(k).tokens } : nil,
+            attentions: attentionBlocks.isEmpty ? nil : try attentionBlocks.map { (i: Int) throws(DinoModelError) in try features.attention(block: i) },
+            features: features)
+    }
+
     /// Feature maps of the selected stages for normalised pixels `[B, channels, H, W]`.
     public func callAsFunction(_ pixels: Tensor, outputHiddenStates: Bool = false, outputAttentions: Bool = false) throws(DinoModelError) -> BackboneOutput {
         try self(pixels, options: ForwardOptions(outputHiddenStates: outputHiddenStates, outputAttentions: outputAttentions))
     }
 
-    /// Feature maps of the selected stages, with the extras `options` asks for.
+    /// Feature maps of the selected stages, with the hidden states and attentions `options` asks
+    /// for.
     public func callAsFunction(_ pixels: Tensor, options: ForwardOptions) throws(DinoModelError) -> BackboneOutput {
-        let layers = model.configuration.numHiddenLayers
-        let capture = options.outputHiddenStates ? Set(0...layers) : Set(outIndices)
-        let encoded = try model.encode(pixels, captureStages: capture, attentionBlocks: options.attentionBlocks,
-                                       qkvBlocks: options.qkvBlocks)
-        var maps: [Tensor] = []
-        for index in outIndices {
-            guard var tokens = encoded.stages[index] else { continue }
-            if applyLayernorm { tokens = model.finalNorm(tokens) }
-            if reshapeHiddenStates {
-                tokens = patchMap(tokens, encoded: encoded, reshape: true)
-            }
-            maps.append(tokens)
-        }
-        return BackboneOutput(
-            stageNames: outFeatures, featureMaps: maps, gridSize: (encoded.gridHeight, encoded.gridWidth),
-            model: model.modelOutput(encoded, options: options))
+        var extras = options.request(layers: model.configuration.numHiddenLayers)
+        extras.normalizedStages = []
+        extras.logits = false
+        return try predict(try model.features(pixels, request: featureRequest.union(extras)))
     }
 
     /// The original DINOv2 `get_intermediate_layers`: block outputs in block order, CLS and
     /// registers removed, optionally normalised, reshaped and paired with their CLS row.
     public func intermediateLayers(_ pixels: Tensor, _ layers: LayerSelection, reshape: Bool = false,
                                    returnClassToken: Bool = false, norm: Bool = true) throws(DinoModelError) -> [IntermediateLayer] {
-        let total = model.configuration.numHiddenLayers
-        let blocks: [Int]
-        switch layers {
-        case .last(let n):
-            guard n >= 1, n <= total else { throw .invalidStageSelection(reason: "cannot take the last \(n) of \(total) blocks") }
-            blocks = Array((total - n)..<total)
-        case .blocks(let list):
-            for i in list where i < 0 || i >= total {
-                throw .invalidStageSelection(reason: "block index \(i) is outside 0..<\(total)")
-            }
-            guard Set(list).count == list.count else { throw .invalidStageSelection(reason: "block indices \(list) have duplicates") }
-            // ref: dinov2 _get_intermediate_layers_not_chunked collects outputs while iterating
-            // over the blocks, so results come in block order whatever the list order.
-            blocks = list.sorted()
+        let blocks = try layers.resolvedBlocks(depth: model.configuration.numHiddenLayers)
+        let features = try model.features(pixels, request: .blocks(blocks, normalized: norm))
+        return try blocks.map { (block: Int) throws(DinoModelError) -> IntermediateLayer in
+            let tokens = try features.block(block, normalized: norm)
+            return IntermediateLayer(block: block, featureMap: reshape ? tokens.patchMap : tokens.patchTokens,
+                                     classToken: returnClassToken ? tokens.classToken : nil)
         }
-        let encoded = try model.encode(pixels, captureStages: Set(blocks.map { $0 + 1 }), attentionBlocks: .none)
-        let c = model.configuration.hiddenSize
-        return blocks.compactMap { block in
-            guard var tokens = encoded.stages[block + 1] else { return nil }
-            if norm { tokens = model.finalNorm(tokens) }
-            var classToken: Tensor?
-            if returnClassToken {
-                var rows = [Float](repeating: 0, count: encoded.batch * c)
-                for i in 0..<encoded.batch {
-                    for j in 0..<c { rows[i * c + j] = tokens.scalars[i * encoded.tokens * c + j] }
-                }
-                classToken = Tensor(shape: [encoded.batch, c], scalars: rows)
-            }
-            return IntermediateLayer(block: block, featureMap: patchMap(tokens, encoded: encoded, reshape: reshape), classToken: classToken)
-        }
-    }
-
-    /// Drops CLS and registers from `[B, N, C]`; returns `[B, C, h, w]` when `reshape`, else
-    /// `[B, h * w, C]`.
-    private func patchMap(_ tokens: Tensor, encoded: VisionTransformer.Encoded, reshape: Bool) -> Tensor {
-        let (b, n, c) = (encoded.batch, encoded.tokens, model.configuration.hiddenSize)
-        let prefix = model.configuration.numPrefixTokens
-        let patches = n - prefix
-        var out = [Float](repeating: 0, count: b * patches * c)
-        tokens.scalars.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                for i in 0..<b {
-                    let from = i * n * c + prefix * c
-                    let to = i * patches * c
-                    if reshape {
-                        // [patches, C] -> [C, patches]
-                        for t in 0..<patches {
-                            for j in 0..<c { dst[to + j * patches + t] = src[from + t * c + j] }
-                        }
-                    } else {
-                        for j in 0..<(patches * c) { dst[to + j] = src[from + j] }
-                    }
-                }
-            }
-        }
-        let shape = reshape ? [b, c, encoded.gridHeight, encoded.gridWidth] : [b, patches, c]
-        return Tensor(shape: shape, scalars: out)
     }
 }
+
+extension Backbone: DenseHead {}

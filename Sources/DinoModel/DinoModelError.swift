@@ -27,6 +27,8 @@ public enum DinoModelError: Error, Sendable, Equatable, CustomStringConvertible,
     case tooManyTokens(tokens: Int, limit: Int, batch: Int, height: Int, width: Int)
     /// `out_features` / `out_indices` (or an intermediate-layer selection) are invalid.
     case invalidStageSelection(reason: String)
+    /// A reader asked a backbone pass for something its `FeatureRequest` did not include.
+    case notRequested(what: String)
 
     public var description: String {
         switch self {
@@ -44,6 +46,7 @@ public enum DinoModelError: Error, Sendable, Equatable, CustomStringConvertible,
             return "input size \(height)x\(width) is not a multiple of the patch size \(patchSize); resize or pad the image to a multiple of \(patchSize)"
         case let .invalidInput(reason): return "invalid input: \(reason)"
         case let .invalidStageSelection(reason): return "invalid stage selection: \(reason)"
+        case let .notRequested(what): return "\(what) was not requested from this backbone pass; add it to the FeatureRequest"
         case let .tooManyTokens(tokens, limit, batch, height, width):
             return "a batch of \(batch) image(s) of \(height)x\(width) px is \(tokens) tokens, over the limit of \(limit) (raise it with --max-tokens, or use a smaller size or batch)"
         }

@@ -33,22 +33,22 @@ public struct PrecisionComparison: Sendable {
     /// Runs `reference` and `candidate` on `pixels` with hidden states, attentions and every
     /// stage's feature map, and compares each output.
     public static func compare(reference: VisionTransformer, candidate: VisionTransformer, pixels: Tensor) throws(DinoModelError) -> PrecisionComparison {
-        let stages = Array(0...reference.configuration.numHiddenLayers)
-        func run(_ model: VisionTransformer) throws(DinoModelError) -> BackboneOutput {
-            let backbone = try Backbone(model: model, outIndices: stages, applyLayernorm: true, reshapeHiddenStates: true)
-            return try backbone(pixels, outputHiddenStates: true, outputAttentions: true)
+        let layers = reference.configuration.numHiddenLayers
+        let everything = FeatureRequest(stages: Set(0...layers), normalizedStages: Set(0...layers), attentionBlocks: Set(0..<layers))
+        let expected = try reference.features(pixels, request: everything)
+        let actual = try candidate.features(pixels, request: everything)
+        let (lastE, lastA) = (try expected.stage(layers, normalized: true), try actual.stage(layers, normalized: true))
+        var entries = [entry("last_hidden_state", lastE.tokens, lastA.tokens),
+                       entry("pooler_output", lastE.classToken, lastA.classToken)]
+        for k in 0...layers {
+            entries.append(entry("hidden_states.\(k)", try expected.stage(k).tokens, try actual.stage(k).tokens))
         }
-        let expected = try run(reference), actual = try run(candidate)
-        var entries = [entry("last_hidden_state", expected.model.lastHiddenState, actual.model.lastHiddenState),
-                       entry("pooler_output", expected.model.poolerOutput, actual.model.poolerOutput)]
-        for (i, (e, a)) in zip(expected.hiddenStates ?? [], actual.hiddenStates ?? []).enumerated() {
-            entries.append(entry("hidden_states.\(i)", e, a))
+        for i in 0..<layers {
+            entries.append(entry("attentions.\(i)", try expected.attention(block: i), try actual.attention(block: i)))
         }
-        for (i, (e, a)) in zip(expected.attentions ?? [], actual.attentions ?? []).enumerated() {
-            entries.append(entry("attentions.\(i)", e, a))
-        }
-        for (name, (e, a)) in zip(expected.stageNames, zip(expected.featureMaps, actual.featureMaps)) {
-            entries.append(entry("feature_maps.\(name)", e, a))
+        for (k, name) in reference.configuration.stageNames.enumerated() {
+            entries.append(entry("feature_maps.\(name)", try expected.stage(k, normalized: true).patchMap,
+                                 try actual.stage(k, normalized: true).patchMap))
         }
         return PrecisionComparison(entries: entries)
     }

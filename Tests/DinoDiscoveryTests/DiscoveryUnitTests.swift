@@ -93,16 +93,16 @@ struct DiscoveryUnitTests {
         let model = try VisionTransformer(directory: Fixtures.models.appendingPathComponent("reg4_downsample"))
         let image = try Preprocessing.padBottomRight.prepare(RGBImage(width: 30, height: 20, color: (200, 100, 50)), patchSize: 14)
         let reader = LastBlockFeatures(model: model, kind: .values)
-        #expect(reader.forwardOptions.qkvBlocks == [1])
+        #expect(reader.featureRequest.projectionBlocks == [1])
         let features = try #require(try reader([image, image]).last)
         #expect((features.rows, features.columns, features.channels) == (2, 3, 32))
         #expect((features.imageWidth, features.imageHeight) == (30, 20))
-        let plain = try model(Tensor.stack([image.pixels]))
-        #expect(throws: DiscoveryError.missingProjections(block: 1, available: [])) { try reader.features(of: plain, images: [image]) }
+        let plain = try model.features(Tensor.stack([image.pixels]), request: .lastHiddenState(layers: 2))
+        #expect(throws: DiscoveryError.missingProjections(block: 1, available: [])) { try reader.features(of: plain) }
         // The values are the last third of the channels of the kept projections.
-        let output = try model(Tensor.stack([image.pixels]), options: reader.forwardOptions)
-        let qkv = try #require(output.qkvByBlock[1])
-        let firstPatch = Array(qkv.scalars[(5 * 96 + 64)..<(5 * 96 + 96)])
+        let pass = try model.features(Tensor.stack([image.pixels]), request: reader.featureRequest)
+        let qkv = try pass.projections(block: 1).value.tokens  // [1, N, 32]
+        let firstPatch = Array(qkv.scalars[(5 * 32)..<(6 * 32)])
         let single = try #require(try reader([image]).first)
         #expect(Array(single.values[0..<32]) == firstPatch, "same batch, same values")
     }

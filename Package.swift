@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "DinoDepth", targets: ["DinoDepth"]),
         .library(name: "DinoDiscovery", targets: ["DinoDiscovery"]),
         .library(name: "DinoDataset", targets: ["DinoDataset"]),
+        .library(name: "DinoPipeline", targets: ["DinoPipeline"]),
         .executable(name: "dino", targets: ["DinoCLI"]),
     ],
     dependencies: [
@@ -49,15 +50,18 @@ let package = Package(
         // Generic layers for dense heads: convolutions, transposed convolutions, batch norm,
         // bilinear resizing; im2col + OpenBLAS GEMM.
         .target(name: "DinoLayers", dependencies: ["DinoModel", "DinoTensor", "CDinoKernels", "COpenBLAS"], path: "Sources/DinoLayers"),
+        // Image heads for the tools: a DenseHead bound to its backbone, loaded from an argument,
+        // writing its files per image; several share one pass per batch.
+        .target(name: "DinoPipeline", dependencies: ["DinoModel", "DinoTensor", "DinoImage"], path: "Sources/DinoPipeline"),
         // Heads: one target per family, consuming the backbone's feature value.
         .target(
-            name: "DinoSegmentation", dependencies: ["DinoModel", "DinoTensor", "DinoLayers", "DinoImage"],
+            name: "DinoSegmentation", dependencies: ["DinoModel", "DinoPipeline", "DinoTensor", "DinoLayers", "DinoImage"],
             path: "Heads/DinoSegmentation"),
         .target(
-            name: "DinoDepth", dependencies: ["DinoModel", "DinoTensor", "DinoLayers", "DinoImage"],
+            name: "DinoDepth", dependencies: ["DinoModel", "DinoPipeline", "DinoTensor", "DinoLayers", "DinoImage"],
             path: "Heads/DinoDepth"),
         .target(
-            name: "DinoDiscovery", dependencies: ["DinoModel", "DinoTensor", "DinoImage", "COpenBLAS"],
+            name: "DinoDiscovery", dependencies: ["DinoModel", "DinoPipeline", "DinoTensor", "DinoImage", "COpenBLAS"],
             path: "Heads/DinoDiscovery"),
         // Dataset-scale inputs: file lists, folders, WebDataset tar shards, sharding, manifests.
         .target(name: "DinoDataset", dependencies: ["DinoTensor", "DinoImage"], path: "Sources/DinoDataset"),
@@ -65,7 +69,7 @@ let package = Package(
         .executableTarget(
             name: "DinoCLI",
             dependencies: [
-                "DinoModel", "DinoTensor", "DinoImage", "DinoHub", "DinoSegmentation", "DinoDepth", "DinoDiscovery", "DinoDataset",
+                "DinoModel", "DinoTensor", "DinoImage", "DinoHub", "DinoPipeline", "DinoSegmentation", "DinoDepth", "DinoDiscovery", "DinoDataset",
                 "CDinoSHA256",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

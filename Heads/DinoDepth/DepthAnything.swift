@@ -170,7 +170,8 @@ public struct DepthAnythingModel: DepthEstimator {
     /// Loads a model folder laid out as on the HF hub: `config.json` (`model_type`
     /// `depth_anything`), `model.safetensors` (or a sharded index), and optionally
     /// `preprocessor_config.json`.
-    public init(directory: URL) throws(DepthError) {
+    /// `precision` is the backbone's weight precision.
+    public init(directory: URL, precision: WeightPrecision = .fp32) throws(DepthError) {
         let configuration = try DepthAnythingConfiguration.load(from: directory.appendingPathComponent("config.json"))
         let source: any TensorSource
         do {
@@ -181,17 +182,17 @@ public struct DepthAnythingModel: DepthEstimator {
         let processorURL = directory.appendingPathComponent("preprocessor_config.json")
         let processor = FileManager.default.fileExists(atPath: processorURL.path)
             ? try DepthAnythingProcessor.load(from: processorURL) : DepthAnythingProcessor()
-        try self.init(configuration: configuration, weights: source, processor: processor)
+        try self.init(configuration: configuration, weights: source, processor: processor, precision: precision)
     }
 
     /// Builds the model from its configuration and a tensor source with HF names (`backbone.*`,
     /// `neck.*`, `head.*`).
     public init(configuration: DepthAnythingConfiguration, weights source: any TensorSource,
-                processor: DepthAnythingProcessor = DepthAnythingProcessor()) throws(DepthError) {
+                processor: DepthAnythingProcessor = DepthAnythingProcessor(), precision: WeightPrecision = .fp32) throws(DepthError) {
         // The backbone loader is strict about the tensors it is given, so it sees only its own.
         let backboneTensors = TensorSourceView(source) { $0.hasPrefix("backbone.") }
         do {
-            let model = try VisionTransformer(configuration: configuration.backbone, weights: backboneTensors)
+            let model = try VisionTransformer(configuration: configuration.backbone, weights: backboneTensors, precision: precision)
             backbone = try Backbone(model: model, applyLayernorm: configuration.backbone.applyLayernorm, reshapeHiddenStates: true)
         } catch {
             throw .model(error)

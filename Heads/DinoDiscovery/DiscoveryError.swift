@@ -23,6 +23,8 @@ public enum DiscoveryError: Error, Sendable, Equatable, CustomStringConvertible,
     case unreadableFile(path: String, reason: String)
     /// An annotation lacks a field or has one of the wrong form (`actual` is "missing" or the quoted text).
     case invalidAnnotation(file: String, key: String, expected: String, actual: String)
+    /// An image has more patches than the discovery limit (the Gram matrix grows with their square).
+    case tooManyPatches(width: Int, height: Int, patches: Int, limit: Int)
     /// The forward pass failed.
     case model(DinoModelError)
 
@@ -44,6 +46,8 @@ public enum DiscoveryError: Error, Sendable, Equatable, CustomStringConvertible,
         case let .unreadableFile(path, reason): return "\(path): \(reason)"
         case let .invalidAnnotation(file, key, expected, actual):
             return "\(file): '\(key)' is \(actual), expected \(expected)"
+        case let .tooManyPatches(width, height, patches, limit):
+            return "\(width)x\(height) pixels are \(patches) patches, more than --max-patches \(limit); give --resize SHORT or raise --max-patches"
         case let .model(error): return error.description
         }
     }

@@ -32,8 +32,7 @@ public struct ObjectDiscoveryHead: DenseHead {
         let patches = features.layout.patches
         guard patches <= maxPatches else {
             let (h, w) = features.inputSize
-            throw .invalidParameter(name: "patch count of a \(w)x\(h) image", value: "\(patches)",
-                                    expected: "at most \(maxPatches) (resize the images, or raise the limit)")
+            throw .tooManyPatches(width: w, height: h, patches: patches, limit: maxPatches)
         }
         return try reader.features(of: features).map { imageFeatures in
             Result { () throws(DiscoveryError) in try method.discover(imageFeatures) }

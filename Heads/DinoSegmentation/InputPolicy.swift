@@ -37,6 +37,14 @@ public enum InputPolicy {
     }
 }
 
+extension SegmentationHead {
+    /// How images are prepared for the head: as it was trained (its input policy), else the
+    /// short side resized to 448.
+    public func defaultPreprocessing() throws(SegmentationError) -> Preprocessing {
+        try configuration.inputPolicy.map { (text: String) throws(SegmentationError) in try InputPolicy.preset(text) } ?? .resize(shortSide: 448)
+    }
+}
+
 extension LayerSelection {
     /// `last:N` or `blocks:i,j,...` (0-based), the form stored in head files.
     public var text: String {

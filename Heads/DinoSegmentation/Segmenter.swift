@@ -192,10 +192,7 @@ public struct Segmenter: PixelMapHead {
         var out = [LabelMap?](repeating: nil, count: images.count)
         var groups: [[Int]] = []
         for (i, image) in images.enumerated() {
-            let source = image.sourceRect
-            guard source.x == 0, source.y == 0, source.width == image.originalSize.width, source.height == image.originalSize.height else {
-                throw .invalidSetting(name: "preprocessing", reason: "segmentation needs the whole image; the classification preset crops it")
-            }
+            try Self.checkWhole(image)
             if let g = groups.firstIndex(where: { images[$0[0]].contentRect == image.contentRect && images[$0[0]].pixels.shape == image.pixels.shape }) {
                 groups[g].append(i)
             } else {
@@ -212,5 +209,38 @@ public struct Segmenter: PixelMapHead {
             }
         }
         return out.compactMap { $0 }
+    }
+
+    /// Label maps of prepared images from a shared pass over their stacked pixels (one that kept
+    /// `featureRequest`): the same maps as `segment(_:mode:)`, without a pass of its own when the
+    /// pass saw what that would run on (whole-image mode, each image's content centre-padded to
+    /// the grid by its preset or not padded at all); otherwise it runs its own passes.
+    public func segment(_ features: BackboneFeatures, images: [PreparedImage], mode: InferenceMode = .whole) throws(SegmentationError) -> [LabelMap] {
+        let p = patchSize
+        func sharesPass(_ image: PreparedImage) -> Bool {
+            let (c, width, height) = (image.contentRect, image.width, image.height)
+            return width == (c.width + p - 1) / p * p && height == (c.height + p - 1) / p * p
+                && c.x == (width - c.width) / 2 && c.y == (height - c.height) / 2
+        }
+        guard mode == .whole, features.padding == (0, 0), features.layout.batch == images.count,
+              images.allSatisfy({ $0.height == features.imageSize.height && $0.width == features.imageSize.width && sharesPass($0) })
+        else {
+            return try segment(images, mode: mode)
+        }
+        for image in images { try Self.checkWhole(image) }
+        let grid = try head.classify(try headInput(features))  // [B, K, h, w]
+        return images.enumerated().map { i, image in
+            let content = image.contentRect
+            let logits = resizeBilinear(Tensor.stack([grid[i]]), height: content.height, width: content.width, alignCorners: false)
+            return LabelMap.argmax(logits[0], height: image.originalSize.height, width: image.originalSize.width)
+        }
+    }
+
+    /// Segmentation labels every pixel of the original image: a preset that crops cannot be used.
+    private static func checkWhole(_ image: PreparedImage) throws(SegmentationError) {
+        let source = image.sourceRect
+        guard source.x == 0, source.y == 0, source.width == image.originalSize.width, source.height == image.originalSize.height else {
+            throw .invalidSetting(name: "preprocessing", reason: "segmentation needs the whole image; the classification preset crops it")
+        }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DinoImage
 import DinoModel
+import DinoPipeline
 import DinoTensor
 import Foundation
 
@@ -58,16 +59,17 @@ struct AttentionCommand: ParsableCommand {
         let map = Colormap(rawValue: colormap) ?? .inferno
         let preset = try preprocess.preset(modelFolder: folder, fallback: .resize(shortSide: 448))
         let outputFolder = try output.folder()
-        var batches = ImageBatches(inputs: images, preprocessing: preset, patchSize: config.patchSize, label: "attention")
-        if images.resume {
-            batches.isComplete = { stem in FileManager.default.fileExists(atPath: outputFolder.appendingPathComponent("\(stem).attention.png").path) }
-        }
         let heads = config.numAttentionHeads, r = config.numRegisterTokens, prefix = config.numPrefixTokens
-        batches.run { batch, pixels in
+        let separateNames = ["cls_mean"] + (0..<heads).map { "cls_head\($0 + 1)" } + (0..<r).map { "register\($0 + 1)" }
+        let suffixes = (separate ? separateNames.map { ".attention.\($0).png" } : []) + [".attention.png"]
+        var runner = ImageRunner(inputs: images, preparation: preset, patchSize: config.patchSize, label: "attention",
+                                 outputs: OutputPlan(folder: outputFolder, suffixes: suffixes))
+        runner.run { batch in
+            let pixels = Tensor.stack(batch.map(\.prepared.pixels))
             let attention = try vit.features(pixels, request: .attentions([blockIndex])).attention(block: blockIndex)
             let n = attention.shape[2]
             let grid = (h: batch[0].prepared.height / config.patchSize, w: batch[0].prepared.width / config.patchSize)
-            var failed: [(LoadedImage, String)] = []
+            var failed: [(ImageItem, String)] = []
             for (i, item) in batch.enumerated() {
                 // Row `query` of head `head`, restricted to the patch columns: [h * w].
                 func row(_ head: Int, _ query: Int) -> [Float] {
@@ -85,23 +87,26 @@ struct AttentionCommand: ParsableCommand {
                     maps.append(("register \(register + 1)", "register\(register + 1)", mean((0..<heads).map { row($0, 1 + register) })))
                 }
                 var tiles: [(image: RGBImage, caption: String?)] = [(item.image, "block \(blockIndex + 1)")]
+                let files = ImageOutputFiles(folder: outputFolder, stem: item.outputStem)
                 do {
                     for (caption, name, values) in maps {
                         let heat = PatchMap(height: grid.h, width: grid.w, values: values).colored(map).render(for: item.prepared)
                         let picture = item.image.blended(with: heat, alpha: alpha)
                         tiles.append((picture, caption))
                         if separate {
-                            try ImageIO.write(picture, to: outputFolder.appendingPathComponent("\(item.outputStem).attention.\(name).png"))
+                            try ImageIO.write(picture, to: files.url(".attention.\(name).png"))
                         }
                     }
                     let mosaic = RGBImage.mosaic(tiles, columns: min(tiles.count, 4), tileHeight: tileHeight)
-                    try ImageIO.write(mosaic, to: outputFolder.appendingPathComponent("\(item.outputStem).attention.png"))
+                    try ImageIO.write(mosaic, to: files.url(".attention.png"))
+                    try files.commit()
                 } catch {
+                    files.discard()
                     failed.append((item, "\(error)"))
                 }
             }
             return failed
         }
-        try batches.finish()
+        try runner.finish()
     }
 }

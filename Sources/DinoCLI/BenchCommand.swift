@@ -65,7 +65,9 @@ struct BenchCommand: ParsableCommand {
             ? ForwardBenchmark.gemmReport(model, batch: batch, height: height, width: width, threads: ComputeThreads.current) : [:]
         var comparison: PrecisionComparison? = nil
         if accuracy {
-            let (reference, _) = try modelOptions.load(precision: .fp32)
+            var fp32 = modelOptions.compute
+            fp32.precision = WeightPrecision.fp32.rawValue
+            let (reference, _) = try ModelOptions.load(modelOptions.model, compute: fp32)
             let pixels = ForwardBenchmark.input(channels: model.configuration.numChannels, batch: batch, height: height, width: width)
             comparison = try PrecisionComparison.compare(reference: reference, candidate: model, pixels: pixels)
         }

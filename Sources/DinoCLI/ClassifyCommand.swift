@@ -1,6 +1,7 @@
 import ArgumentParser
 import DinoImage
 import DinoModel
+import DinoPipeline
 import DinoTensor
 import Foundation
 
@@ -24,23 +25,18 @@ struct ClassifyCommand: ParsableCommand {
     @Option(name: .long, help: "How many labels to print per image.")
     var topK = 5
 
-    @Option(name: .long, help: "Also write the results to this JSON file.")
-    var json: String?
+    @OptionGroup var report: ReportOptions
 
     func validate() throws {
         if images.inputs.isEmpty { throw ValidationError("give image files, folders or globs") }
         if topK < 1 { throw ValidationError("--top-k must be at least 1") }
+        if images.resume && report.json == nil { throw ValidationError("--resume needs --json: classify writes no per-image files, it resumes from its JSON") }
     }
 
-    struct Prediction: Codable {
+    struct Prediction {
         var label: String
         var index: Int
         var probability: Float
-    }
-
-    struct Result: Codable {
-        var image: String
-        var predictions: [Prediction]
     }
 
     func run() throws {
@@ -51,10 +47,13 @@ struct ClassifyCommand: ParsableCommand {
         let url = folder.appendingPathComponent("preprocessor_config.json")
         let fallback: Preprocessing = .classification(FileManager.default.fileExists(atPath: url.path) ? try ProcessorConfig.load(from: url) : .dinov2)
         let preset = try preprocess.preset(modelFolder: folder, fallback: fallback)
-        var batches = ImageBatches(inputs: images, preprocessing: preset, patchSize: vit.configuration.patchSize, label: "classify")
-        var results: [Result] = []
-        batches.run { batch, pixels in
-            guard let logits = try vit(pixels).logits else { return batch.map { ($0, "no logits") } }
+        var runner = ImageRunner(inputs: images, preparation: preset, patchSize: vit.configuration.patchSize, label: "classify", outputs: nil)
+        let earlier = try report.earlierRecords(resume: images.resume)
+        runner.reported = Set(earlier.compactMap { $0["image"]?.stringValue })
+        var records: [JSONValue] = []
+        runner.run { batch in
+            let pass = try vit.features(Tensor.stack(batch.map(\.prepared.pixels)), request: FeatureRequest(logits: true))
+            guard let logits = pass.logits else { return batch.map { ($0, "no logits") } }
             let k = labels.count
             for (i, item) in batch.enumerated() {
                 let row = Array(logits.scalars[(i * k)..<((i + 1) * k)])
@@ -64,13 +63,16 @@ struct ClassifyCommand: ParsableCommand {
                 let ranked = exps.enumerated().sorted { $0.element > $1.element }.prefix(topK)
                 let predictions = ranked.map { Prediction(label: labels[$0.offset], index: $0.offset, probability: Float($0.element / total)) }
                 print("\(item.url.path): " + predictions.map { String(format: "%@ %.4f", $0.label, $0.probability) }.joined(separator: ", "))
-                results.append(Result(image: item.url.path, predictions: predictions))
+                records.append(.object([
+                    ("image", .string(item.url.path)),
+                    ("predictions", .array(predictions.map { p in
+                        .object([("label", .string(p.label)), ("index", .number(String(p.index))), ("probability", .number(String(p.probability)))])
+                    })),
+                ]))
             }
             return []
         }
-        if let json {
-            try writeJSON(results, to: URL(fileURLWithPath: json))
-        }
-        try batches.finish()
+        try report.write(earlier: earlier, new: records)
+        try runner.finish()
     }
 }

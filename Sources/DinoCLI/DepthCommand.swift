@@ -2,6 +2,7 @@ import ArgumentParser
 import DinoDepth
 import DinoImage
 import DinoModel
+import DinoPipeline
 import DinoTensor
 import Foundation
 
@@ -18,9 +19,11 @@ struct DepthCommand: ParsableCommand {
 /// The depth model: a DINOv2 backbone with a dinov2 head, or a Depth Anything folder.
 struct DepthModelOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
-        "A DINOv2 backbone folder or hub id (with --head), or a Depth Anything folder or hub id (config.json model_type depth_anything).",
+        "A DINOv2 backbone folder, checkpoint or hub id (with --head), or a Depth Anything folder or hub id (config.json model_type depth_anything).",
         discussion: "Folders and hub ids resolve as for the other commands (the Hugging Face cache, HF_HUB_OFFLINE, HF_TOKEN)."))
     var model: String?
+
+    @OptionGroup var compute: ComputeOptions
 
     @Option(name: .long, help: "A dinov2 depth head: the released dinov2_vit*14_{nyu,kitti}_{linear,linear4,dpt}_head file, or a .safetensors with the same tensor names.")
     var head: String?
@@ -34,14 +37,10 @@ struct DepthModelOptions: ParsableArguments {
     @Option(name: .long, parsing: .unconditional, help: "Backbone blocks the head reads, 0-based and comma-separated (default: the released choice for the backbone's size).")
     var blocks: String?
 
-    @Option(name: .long, help: "Compute threads (default: all cores).")
-    var threads: Int?
-
     func validate() throws {
         if let blocks, parseBlocks(blocks) == nil { throw ValidationError("--blocks must be comma-separated block indices, got \(blocks)") }
         if let minDepth, !(minDepth > 0) { throw ValidationError("--min-depth must be positive") }
         if let maxDepth, !(maxDepth > (minDepth ?? 0)) { throw ValidationError("--max-depth must be above --min-depth and 0") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
     private func parseBlocks(_ text: String) -> [Int]? {
@@ -50,71 +49,32 @@ struct DepthModelOptions: ParsableArguments {
         return !items.isEmpty && values.count == items.count ? values : nil
     }
 
-    /// Resolves `--model` (downloading hub ids as `ModelOptions` does) and loads the estimator.
-    func load() throws -> (estimator: any DepthEstimator, folder: URL, name: String) {
+    /// Resolves `--model` as every command does and loads the depth head with a description.
+    func load() throws -> (head: DepthImageHead, folder: URL, name: String) {
         guard let model else { throw ValidationError("give --model") }
-        let shared = try ModelOptions.parse(["--model", model] + (threads.map { ["--threads", String($0)] } ?? []))
-        ComputeThreads.set(threads ?? ProcessInfo.processInfo.activeProcessorCount)
-        let folder = try shared.folder()
+        let folder = try ModelOptions.folder(of: model)
         if DepthAnythingConfiguration.isDepthAnything(folder.appendingPathComponent("config.json")) {
             if head != nil { throw ValidationError("--model \(model) is a Depth Anything model, which has its own head; drop --head") }
             if blocks != nil || minDepth != nil || maxDepth != nil {
                 throw ValidationError("--blocks, --min-depth and --max-depth configure dinov2 heads; Depth Anything's come from its config.json")
             }
-            let model = try DepthAnythingModel(directory: folder)
-            let processor = model.processor
-            return (model, folder, "Depth Anything (\(folder.lastPathComponent), \(model.configuration.depthEstimationType)); images sized by its processor "
+            compute.apply()
+            let depthAnything = try DepthAnythingModel(directory: folder, precision: compute.weightPrecision)
+            let processor = depthAnything.processor
+            return (DepthImageHead(estimator: depthAnything), folder,
+                    "Depth Anything (\(folder.lastPathComponent), \(depthAnything.configuration.depthEstimationType)); images sized by its processor "
                         + "(\(processor.height)x\(processor.width), aspect kept, multiples of \(processor.multiple)) unless a preset is given")
         }
         guard let head else {
             throw ValidationError("--model \(model) is a DINOv2 backbone: give a depth head with --head (a released dinov2_vit*14_<dataset>_<kind>_head file)")
         }
+        let (backbone, _) = try ModelOptions.load(model, compute: compute)
         let overrides = DepthHeadConfiguration.Overrides(minDepth: minDepth, maxDepth: maxDepth, blocks: blocks.flatMap(parseBlocks))
-        let depther = try DinoV2Depther.load(backboneDirectory: folder, headFile: URL(fileURLWithPath: head), overrides: overrides)
+        let loaded = try DepthImageHead.load(argument: head, model: backbone, modelFolder: folder, overrides: overrides)
+        guard let depther = loaded.estimator as? DinoV2Depther else { return (loaded, folder, "dinov2 head") }
         let c = depther.configuration
-        return (depther, folder, String(format: "dinov2 %@ head, blocks %@, %g-%g m", depther.head.name, "\(depther.blocks)",
-                                        Double(c.minDepth), Double(c.maxDepth)))
-    }
-}
-
-/// Prepares the images of a batch as the model wants them and predicts their depth maps.
-struct DepthRunner {
-    let estimator: any DepthEstimator
-    /// The user's preset, or nil for the model's own (Depth Anything's processor per image).
-    let preset: Preprocessing?
-
-    /// The preset the user chose, if any.
-    static func userPreset(_ preprocess: PreprocessOptions, folder: URL) throws -> Preprocessing? {
-        if preprocess.resize != nil || preprocess.pad || preprocess.size != nil || preprocess.classification {
-            return try preprocess.preset(modelFolder: folder, fallback: .pad)
-        }
-        return nil
-    }
-
-    /// The preset `ImageBatches` uses: the user's, or one that gives Depth Anything's size for
-    /// most photos (so that they batch together), or dinov2's default.
-    func readingPreset() -> Preprocessing {
-        if let preset { return preset }
-        if let model = estimator as? DepthAnythingModel { return .resize(shortSide: min(model.processor.height, model.processor.width)) }
-        return .resize(shortSide: 448)
-    }
-
-    /// Depth maps at the images' sizes, in batch order.
-    func depthMaps(_ batch: [LoadedImage]) throws -> [DepthMap] {
-        guard preset == nil, let model = estimator as? DepthAnythingModel else {
-            return try estimator.depthMaps(batch.map(\.prepared))
-        }
-        // Depth Anything's processor sizes each image itself; run runs of one size together.
-        let prepared = try batch.map { try model.processor.prepare($0.image, patchSize: model.patchSize) }
-        var maps: [DepthMap] = []
-        var start = 0
-        while start < prepared.count {
-            var end = start + 1
-            while end < prepared.count, prepared[end].pixels.shape == prepared[start].pixels.shape { end += 1 }
-            maps += try model.depthMaps(Array(prepared[start..<end]))
-            start = end
-        }
-        return maps
+        return (loaded, folder, String(format: "dinov2 %@ head, blocks %@, %g-%g m", depther.head.name, "\(depther.blocks)",
+                                       Double(c.minDepth), Double(c.maxDepth)))
     }
 }
 
@@ -139,67 +99,35 @@ struct DepthPredictCommand: ParsableCommand {
     @OptionGroup var images: ImageInputOptions
     @OptionGroup var preprocess: PreprocessOptions
     @OptionGroup var output: OutputOptions
+    @OptionGroup var report: ReportOptions
 
     @Option(name: .long, help: "Colour map: turbo, inferno, viridis or gray.")
     var colormap = "turbo"
 
     @Option(name: .long, help: "Raw map format: npy (float32), png16 (16-bit, value x --depth-scale) or none.")
-    var raw: RawFormat = .npy
+    var raw = "npy"
 
     @Option(name: .long, help: "With --raw png16: integer units per metre (1000: millimetres; KITTI uses 256).")
     var depthScale: Float = 1000
-
-    enum RawFormat: String, ExpressibleByArgument, CaseIterable {
-        case npy, png16, none
-    }
 
     func validate() throws {
         if depthModel.model == nil { throw ValidationError("give --model") }
         if images.inputs.isEmpty { throw ValidationError("give image files, folders or globs") }
         if Colormap(rawValue: colormap) == nil { throw ValidationError("--colormap must be one of \(Colormap.allCases.map(\.rawValue))") }
+        if DepthImageHead.RawFormat(rawValue: raw) == nil {
+            throw ValidationError("--raw must be one of \(DepthImageHead.RawFormat.allCases.map(\.rawValue))")
+        }
         if !(depthScale > 0) { throw ValidationError("--depth-scale must be positive") }
     }
 
     func run() throws {
-        let (estimator, folder, name) = try depthModel.load()
-        let runner = DepthRunner(estimator: estimator, preset: try DepthRunner.userPreset(preprocess, folder: folder))
-        let outputFolder = try output.folder()
-        let colors = Colormap(rawValue: colormap) ?? .turbo
+        var (head, folder, name) = try depthModel.load()
+        head.colormap = Colormap(rawValue: colormap) ?? .turbo
+        head.raw = DepthImageHead.RawFormat(rawValue: raw) ?? .npy
+        head.depthScale = depthScale
         printError("depth: \(name)")
-        var batches = ImageBatches(inputs: images, preprocessing: runner.readingPreset(), patchSize: estimator.patchSize, label: "depth")
-        if images.resume {
-            // The raw map is written last.
-            let last = raw == .none ? "depth.png" : raw == .npy ? "depth.npy" : "depth16.png"
-            batches.isComplete = { stem in FileManager.default.fileExists(atPath: outputFolder.appendingPathComponent("\(stem).\(last)").path) }
-        }
-        batches.run { batch, _ in
-            let maps = try runner.depthMaps(batch)
-            var failed: [(LoadedImage, String)] = []
-            for (item, map) in zip(batch, maps) {
-                do {
-                    try write(map, for: item, kind: estimator.kind, colors: colors, to: outputFolder)
-                } catch {
-                    failed.append((item, "\(error)"))
-                }
-            }
-            return failed
-        }
-        try batches.finish()
-    }
-
-    private func write(_ map: DepthMap, for item: LoadedImage, kind: DepthKind, colors: Colormap, to folder: URL) throws {
-        let range = map.finiteRange ?? 0...0
-        let sorted = map.values.filter(\.isFinite).sorted()
-        let median = sorted.isEmpty ? Float.nan : sorted[sorted.count / 2]
-        let unit = kind == .relativeDisparity ? "relative inverse depth" : "depth (m)"
-        print(String(format: "%@: %dx%d, %@ %.3f..%.3f, median %.3f", item.url.lastPathComponent, map.width, map.height, unit,
-                     Double(range.lowerBound), Double(range.upperBound), Double(median)))
-        try ImageIO.write(map.colored(colors, kind: kind), to: folder.appendingPathComponent("\(item.outputStem).depth.png"))
-        switch raw {
-        case .npy: try DepthFile.writeNumpy(map, to: folder.appendingPathComponent("\(item.outputStem).depth.npy"))
-        case .png16: try DepthFile.writePNG16(map, to: folder.appendingPathComponent("\(item.outputStem).depth16.png"), depthScale: depthScale)
-        case .none: break
-        }
+        try runHeads([head], names: [DepthImageHead.name], model: head.backbone, modelFolder: folder, label: "depth",
+                     images: images, preprocess: preprocess, output: output, report: report)
     }
 }
 
@@ -293,17 +221,18 @@ struct DepthEvalCommand: ParsableCommand {
     func run() throws {
         let preset = dataset.flatMap { Self.datasets[$0] }
         let scale = depthScale ?? preset?.scale ?? 1000
-        var estimator: (any DepthEstimator)?
-        var runner: DepthRunner?
+        var depthHead: DepthImageHead?
+        var preparation: any ImagePreparing = Preprocessing.pad
         var name = "predictions in \(predictions ?? "")"
         if depthModel.model != nil {
             let loaded = try depthModel.load()
-            estimator = loaded.estimator
+            depthHead = loaded.head
             name = loaded.name
-            runner = DepthRunner(estimator: loaded.estimator,
-                                 preset: try DepthRunner.userPreset(preprocess, folder: loaded.folder)
-                                    ?? (loaded.estimator is DepthAnythingModel ? nil : .pad))
+            // The released evaluation pads dinov2 inputs to the grid; Depth Anything uses its processor.
+            preparation = try preprocess.userPreset(modelFolder: loaded.folder)
+                ?? (loaded.head.estimator is DepthAnythingModel ? loaded.head.preparation : Preprocessing.pad)
         }
+        let estimator = depthHead?.estimator
         // The range: the options, the protocol, then the head's own range.
         var range: (Double, Double)? = preset.map { ($0.min, $0.max) }
         if case .metric(let r)? = estimator?.kind, range == nil { range = (Double(r.lowerBound), Double(r.upperBound)) }
@@ -329,12 +258,15 @@ struct DepthEvalCommand: ParsableCommand {
             results.append(ImageResult(image: label, metrics: metrics))
         }
 
-        var modelRun: ImageBatches?
-        if let runner, let estimator {
-            var batches = ImageBatches(inputs: images, preprocessing: runner.readingPreset(), patchSize: estimator.patchSize, label: "eval")
-            batches.run { batch, _ in
-                let maps = try runner.depthMaps(batch)
-                var failed: [(LoadedImage, String)] = []
+        var modelRun: ImageRunner?
+        if let depthHead {
+            var runner = ImageRunner(inputs: images, preparation: preparation, patchSize: depthHead.backbone.configuration.patchSize,
+                                     label: "eval", outputs: nil)
+            runner.run { batch in
+                let pass = try depthHead.backbone.features(Tensor.stack(batch.map(\.prepared.pixels)), request: depthHead.featureRequest,
+                                                           contentRects: batch.map(\.prepared.contentRect))
+                let maps = try depthHead.predict(pass, batch: batch)
+                var failed: [(ImageItem, String)] = []
                 for (item, map) in zip(batch, maps) {
                     do {
                         try evaluate(item.url.lastPathComponent, map, groundTruth: try groundTruthFile(for: item.url, in: groundTruthFolder))
@@ -344,8 +276,8 @@ struct DepthEvalCommand: ParsableCommand {
                 }
                 return failed
             }
-            failures = batches.failures.map(\.path)
-            modelRun = batches
+            failures = runner.failures.map(\.path)
+            modelRun = runner
         } else if let predictions {
             let folder = URL(fileURLWithPath: predictions)
             for url in try mapFiles(in: groundTruthFolder) {
@@ -369,7 +301,7 @@ struct DepthEvalCommand: ParsableCommand {
                                 images: results, mean: mean, failed: failures)
             try writeJSON(report, to: URL(fileURLWithPath: json))
         }
-        // An interrupted run exits as ImageBatches says (128 + signal), failures with 1.
+        // An interrupted run exits as ImageRunner says (128 + signal), failures with 1.
         try modelRun?.finish()
         if !failures.isEmpty || mean == nil { throw ExitCode(1) }
     }

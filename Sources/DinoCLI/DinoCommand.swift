@@ -12,6 +12,6 @@ struct DinoCommand: ParsableCommand {
             """,
         subcommands: [
             FeaturesCommand.self, PCACommand.self, AttentionCommand.self, NormsCommand.self, ClassifyCommand.self,
-            SegmentCommand.self, ProbeCommand.self, DepthCommand.self, DiscoverCommand.self, ExtractCommand.self, BenchCommand.self,
+            SegmentCommand.self, ProbeCommand.self, DepthCommand.self, DiscoverCommand.self, PredictCommand.self, ExtractCommand.self, BenchCommand.self,
         ])
 }

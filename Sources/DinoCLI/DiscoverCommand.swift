@@ -2,6 +2,7 @@ import ArgumentParser
 import DinoDiscovery
 import DinoImage
 import DinoModel
+import DinoPipeline
 import DinoTensor
 import Foundation
 
@@ -81,8 +82,6 @@ struct DiscoveryOptions: ParsableArguments {
     /// "LOST (...) on keys".
     var summary: String { "\(discoveryMethod.summary) on \(kind)" }
 
-    /// A short name for captions.
-    var shortName: String { method == MethodName.tokencut.rawValue ? "TokenCut" : "LOST" }
 }
 
 /// `dino discover [images]`: the main object of each image, as a box, a seed and a mask.
@@ -107,8 +106,7 @@ struct DiscoverImagesCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
     @OptionGroup var discovery: DiscoveryOptions
 
-    @Option(name: .long, help: "Also write the results as a JSON array to this file.")
-    var json: String?
+    @OptionGroup var report: ReportOptions
 
     @Option(name: .long, help: "Largest patch count per image (the Gram matrix grows with its square); larger images fail with a hint to --resize.")
     var maxPatches = 12_000
@@ -120,41 +118,9 @@ struct DiscoverImagesCommand: ParsableCommand {
 
     func run() throws {
         let (vit, folder) = try modelOptions.load()
-        let reader = LastBlockFeatures(model: vit, kind: discovery.kind)
-        let method = discovery.discoveryMethod
-        let preset = try preprocess.preset(modelFolder: folder, fallback: .padBottomRight)
-        let outputFolder = try output.folder()
-        let (files, missing) = images.expand()
-        let p = vit.configuration.patchSize
-        var batches = ImageBatches(files: files, missing: missing, preprocessing: preset, patchSize: p,
-                                   batchSize: images.batchSize, label: "discover")
-        var reports: [JSONValue] = []
-        batches.run { batch, pixels in
-            var failed: [(LoadedImage, String)] = []
-            for (item, found) in try discoverObjects(batch, pixels: pixels, reader: reader, method: method, maxPatches: maxPatches) {
-                do {
-                    let object = try found.get()
-                    let report = JSONValue.object([
-                        ("image", .string(item.url.path)),
-                        ("box", .array(object.box.inOriginal(of: item.prepared).coordinates.map { .number(String($0)) })),
-                        ("seed", .array([.number(String(object.seed.row)), .number(String(object.seed.column))])),
-                        ("score", .number(String(object.score))),
-                    ])
-                    print(report.serialized)
-                    let caption = String(format: "%@ %.3f", discovery.shortName, object.score)
-                    let picture = DiscoveryPicture.render(object, on: item.image, prepared: item.prepared, caption: caption)
-                    try ImageIO.write(picture, to: outputFolder.appendingPathComponent("\(item.outputStem).discover.png"))
-                    reports.append(report)
-                } catch {
-                    failed.append((item, "\(error)"))
-                }
-            }
-            return failed
-        }
-        if let json {
-            try writeText(JSONValue.array(reports).serialized + "\n", to: json)
-        }
-        try batches.finish()
+        let head = ObjectDiscoveryHead(model: vit, method: discovery.discoveryMethod, kind: discovery.kind, maxPatches: maxPatches)
+        try runHeads([DiscoveryImageHead(head: head)], names: [DiscoveryImageHead.name], model: vit, modelFolder: folder, label: "discover",
+                     images: images, preprocess: preprocess, output: output, report: report)
     }
 }
 
@@ -237,19 +203,19 @@ struct DiscoverEvalCommand: ParsableCommand {
         let selected = limit.map { Array(data.images.prefix($0)) } ?? data.images
 
         let (vit, _) = try modelOptions.load()
-        let reader = LastBlockFeatures(model: vit, kind: discovery.kind)
-        let method = discovery.discoveryMethod
-        let p = vit.configuration.patchSize
+        let head = ObjectDiscoveryHead(model: vit, method: discovery.discoveryMethod, kind: discovery.kind, maxPatches: maxPatches)
         // Ground truth by file, in order (a split may list a file twice).
         var pending: [String: [Int]] = [:]
         for (index, image) in selected.enumerated() { pending[image.url.standardizedFileURL.path, default: []].append(index) }
         var corloc = CorLoc()
         var rows: [(image: GroundTruthImage, object: DiscoveredObject, record: CorLocRecord)] = []
-        var batches = ImageBatches(files: selected.map(\.url), missing: [], preprocessing: .padBottomRight, patchSize: p,
-                                   batchSize: batchSize, label: "corloc")
-        batches.run { batch, pixels in
-            var failed: [(LoadedImage, String)] = []
-            for (item, found) in try discoverObjects(batch, pixels: pixels, reader: reader, method: method, maxPatches: maxPatches) {
+        var runner = ImageRunner(files: selected.map(\.url), preparation: Preprocessing.padBottomRight, patchSize: vit.configuration.patchSize,
+                                 batchSize: batchSize, label: "corloc")
+        runner.run { batch in
+            let pass = try vit.features(Tensor.stack(batch.map(\.prepared.pixels)), request: head.featureRequest,
+                                        contentRects: batch.map(\.prepared.contentRect))
+            var failed: [(ImageItem, String)] = []
+            for (item, found) in zip(batch, try head.objects(pass)) {
                 let path = item.url.standardizedFileURL.path
                 guard let index = pending[path]?.first else { continue }
                 pending[path]?.removeFirst()
@@ -264,7 +230,7 @@ struct DiscoverEvalCommand: ParsableCommand {
             }
             return failed
         }
-        let failures = data.failures.map { (image: $0.id, reason: $0.reason) } + batches.failures.map { (image: $0.path, reason: $0.reason) }
+        let failures = data.failures.map { (image: $0.id, reason: $0.reason) } + runner.failures.map { (image: $0.path, reason: $0.reason) }
         print(table(name: data.name, listed: selected.count + data.failures.count, excluded: data.excluded.count,
                     failed: failures.count, corloc: corloc))
         if let json {
@@ -339,24 +305,6 @@ struct DiscoverEvalCommand: ParsableCommand {
                 + [String(row.object.score), String(row.record.bestIoU), row.record.correct ? "1" : "0"]).joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
-    }
-}
-
-/// Runs the model once on a batch of prepared images (`pixels` `[B, 3, H, W]`) and the method on
-/// each image: its object, or why there is none. A batch with more than `maxPatches` patches per
-/// image fails before the forward pass, whose memory grows with the square of the patch count.
-private func discoverObjects(_ batch: [LoadedImage], pixels: Tensor, reader: LastBlockFeatures, method: DiscoveryMethod,
-                             maxPatches: Int) throws -> [(LoadedImage, Result<DiscoveredObject, DiscoveryError>)] {
-    let p = reader.model.configuration.patchSize
-    let patches = (pixels.shape[2] / p) * (pixels.shape[3] / p)
-    guard patches <= maxPatches else {
-        throw ValidationError("\(pixels.shape[3])x\(pixels.shape[2]) pixels are \(patches) patches, more than --max-patches \(maxPatches); "
-            + "give --resize SHORT (discover) or raise --max-patches")
-    }
-    let pass = try reader.model.features(pixels, request: reader.featureRequest, contentRects: batch.map(\.prepared.contentRect))
-    let features = try reader.features(of: pass)
-    return zip(batch, features).map { item, imageFeatures in
-        (item, Result { () throws(DiscoveryError) in try method.discover(imageFeatures) })
     }
 }
 

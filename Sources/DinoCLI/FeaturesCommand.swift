@@ -1,6 +1,7 @@
 import ArgumentParser
 import DinoImage
 import DinoModel
+import DinoPipeline
 import DinoTensor
 import Foundation
 
@@ -140,19 +141,18 @@ struct FeaturesCommand: ParsableCommand {
         let config = backbone.model.configuration
         let preset = try preprocess.preset(modelFolder: modelFolder, fallback: .resize(shortSide: 448))
         let outputFolder = try output.folder()
-        var batches = ImageBatches(inputs: images, preprocessing: preset, patchSize: config.patchSize, label: "features")
-        if images.resume {
-            // The last file an image's outputs end with: with npy, the CLS (or register) tokens.
-            let last = format == .safetensors ? ".safetensors" : (registers ? ".register_tokens.npy" : ".cls_token.npy")
-            batches.isComplete = { stem in FileManager.default.fileExists(atPath: outputFolder.appendingPathComponent(stem + last).path) }
-        }
+        let names = backbone.outFeatures.map { "feature_maps.\($0)" } + ["cls_token"] + (registers ? ["register_tokens"] : [])
+        let suffixes = format == .safetensors ? [".safetensors"] : names.map { ".\($0).npy" }
+        var runner = ImageRunner(inputs: images, preparation: preset, patchSize: config.patchSize, label: "features",
+                                 outputs: OutputPlan(folder: outputFolder, suffixes: suffixes))
         let layers = config.numHiddenLayers
-        batches.run { batch, pixels in
+        runner.run { batch in
+            let pixels = Tensor.stack(batch.map(\.prepared.pixels))
             let pass = try backbone.model.features(pixels, request: backbone.featureRequest.union(.lastHiddenState(layers: layers)))
             let result = try backbone.predict(pass)
             let last = try pass.stage(layers, normalized: true)
             let (classTokens, registerTokens) = (last.classToken, last.registerTokens)
-            var failed: [(LoadedImage, String)] = []
+            var failed: [(ImageItem, String)] = []
             for (i, item) in batch.enumerated() {
                 var tensors: [(name: String, tensor: Tensor)] = []
                 for (stage, map) in zip(result.stageNames, result.featureMaps) {
@@ -165,22 +165,22 @@ struct FeaturesCommand: ParsableCommand {
                     "image_size": "\(item.image.width)x\(item.image.height)",
                     "grid": "\(result.gridSize.height)x\(result.gridSize.width)",
                 ]
+                let files = ImageOutputFiles(folder: outputFolder, stem: item.outputStem)
                 do {
                     switch format {
                     case .safetensors:
-                        try SafetensorsFile.write(tensors, metadata: metadata,
-                                                  to: outputFolder.appendingPathComponent("\(item.outputStem).safetensors"))
+                        try SafetensorsFile.write(tensors, metadata: metadata, to: files.url(".safetensors"))
                     case .npy:
-                        for (name, tensor) in tensors {
-                            try NumpyFile.write(tensor, to: outputFolder.appendingPathComponent("\(item.outputStem).\(name).npy"))
-                        }
+                        for (name, tensor) in tensors { try NumpyFile.write(tensor, to: files.url(".\(name).npy")) }
                     }
+                    try files.commit()
                 } catch {
+                    files.discard()
                     failed.append((item, "\(error)"))
                 }
             }
             return failed
         }
-        try batches.finish()
+        try runner.finish()
     }
 }

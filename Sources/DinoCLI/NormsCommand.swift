@@ -1,6 +1,7 @@
 import ArgumentParser
 import DinoImage
 import DinoModel
+import DinoPipeline
 import DinoTensor
 import Foundation
 
@@ -49,20 +50,18 @@ struct NormsCommand: ParsableCommand {
         guard stage <= config.numHiddenLayers else {
             throw ValidationError("--block \(stage) exceeds the \(config.numHiddenLayers) blocks")
         }
-        let backbone = try Backbone(model: vit, outIndices: [stage], applyLayernorm: false, reshapeHiddenStates: false)
         let map = Colormap(rawValue: colormap) ?? .viridis
         let preset = try preprocess.preset(modelFolder: folder, fallback: .resize(shortSide: 448))
         let outputFolder = try output.folder()
-        var batches = ImageBatches(inputs: images, preprocessing: preset, patchSize: config.patchSize, label: "norms")
-        if images.resume {
-            batches.isComplete = { stem in FileManager.default.fileExists(atPath: outputFolder.appendingPathComponent("\(stem).norms.json").path) }
-        }
-        let c = config.hiddenSize, r = config.numRegisterTokens, prefix = config.numPrefixTokens
-        batches.run { batch, pixels in
-            let result = try backbone(pixels)
-            let tokens = result.featureMaps[0]  // [B, N, C], before the final norm
-            let (gh, gw) = result.gridSize
-            var failed: [(LoadedImage, String)] = []
+        var runner = ImageRunner(inputs: images, preparation: preset, patchSize: config.patchSize, label: "norms",
+                                 outputs: OutputPlan(folder: outputFolder, suffixes: [".norms.png", ".norms.json"]))
+        let r = config.numRegisterTokens
+        runner.run { batch in
+            let pass = try vit.features(Tensor.stack(batch.map(\.prepared.pixels)), request: FeatureRequest(stages: [stage]))
+            let tokens = try pass.stage(stage).tokens  // [B, N, C], before the final norm
+            let (gh, gw) = (pass.layout.gridHeight, pass.layout.gridWidth)
+            let c = config.hiddenSize, prefix = config.numPrefixTokens
+            var failed: [(ImageItem, String)] = []
             for (i, item) in batch.enumerated() {
                 let image = tokens[i]
                 let norms = (0..<(image.count / c)).map { t in
@@ -82,17 +81,20 @@ struct NormsCommand: ParsableCommand {
                 print(String(format: "%@: block %d, patch norm median %.2f max %.2f, CLS %.2f, registers [%@], %d outliers above %.2f",
                              item.url.lastPathComponent, stage, median, sorted.last ?? 0, norms[0],
                              report.registerNorms.map { String(format: "%.1f", $0) }.joined(separator: ", "), outliers.count, limit))
+                let files = ImageOutputFiles(folder: outputFolder, stem: item.outputStem)
                 do {
                     let picture = PatchMap(height: gh, width: gw, values: patchNorms).colored(map).render(for: item.prepared, interpolation: .nearest)
-                    try ImageIO.write(picture, to: outputFolder.appendingPathComponent("\(item.outputStem).norms.png"))
-                    try writeJSON(report, to: outputFolder.appendingPathComponent("\(item.outputStem).norms.json"))
+                    try ImageIO.write(picture, to: files.url(".norms.png"))
+                    try writeJSON(report, to: files.url(".norms.json"))
+                    try files.commit()
                 } catch {
+                    files.discard()
                     failed.append((item, "\(error)"))
                 }
             }
             return failed
         }
-        try batches.finish()
+        try runner.finish()
     }
 }
 

@@ -4,13 +4,8 @@ import DinoImage
 import DinoModel
 import Foundation
 
-/// `--model` and `--threads`, shared by every command that runs a model.
-struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp(
-        "Model folder (config.json + model.safetensors), a single .pth / .safetensors checkpoint, or a hub id such as facebook/dinov2-with-registers-small[@revision].",
-        discussion: "Hub ids resolve in the Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub) and are downloaded when missing (HF_HUB_OFFLINE=1 forbids that; HF_TOKEN is sent when set)."))
-    var model: String
-
+/// `--threads`, `--max-tokens` and `--precision`: how every command that loads a model runs it.
+struct ComputeOptions: ParsableArguments {
     @Option(name: .long, help: "Compute threads (default: all cores).")
     var threads: Int?
 
@@ -43,8 +38,38 @@ struct ModelOptions: ParsableArguments {
         }
     }
 
+    /// Sets the process-wide thread count and token limit.
+    func apply() {
+        ComputeThreads.set(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        ComputeLimits.maxTokens = maxTokens
+    }
+}
+
+/// `--model` with the compute options: shared by every command that runs a model.
+struct ModelOptions: ParsableArguments {
+    static let modelHelp = ArgumentHelp(
+        "Model folder (config.json + model.safetensors), a single .pth / .safetensors checkpoint, or a hub id such as facebook/dinov2-with-registers-small[@revision].",
+        discussion: "Hub ids resolve in the Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub) and are downloaded when missing (HF_HUB_OFFLINE=1 forbids that; HF_TOKEN is sent when set).")
+
+    @Option(name: .long, help: modelHelp)
+    var model: String
+
+    @OptionGroup var compute: ComputeOptions
+
+    /// `--precision`, parsed.
+    var weightPrecision: WeightPrecision { compute.weightPrecision }
+
     /// The model folder: `model` itself when it exists on disk, else the hub snapshot.
-    func folder() throws -> URL {
+    func folder() throws -> URL { try Self.folder(of: model) }
+
+    /// Applies the compute options and loads the model.
+    func load() throws -> (model: VisionTransformer, folder: URL) {
+        try Self.load(model, compute: compute)
+    }
+
+    /// The folder of `model`: itself (or the folder of a checkpoint file) when it exists on disk,
+    /// else the hub snapshot, downloaded when missing.
+    static func folder(of model: String) throws -> URL {
         let url = URL(fileURLWithPath: model)
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
@@ -60,23 +85,20 @@ struct ModelOptions: ParsableArguments {
         return try client.modelFolder(for: id)
     }
 
-    /// Sets the thread count and loads the model: a folder or hub snapshot, or a single
-    /// checkpoint file whose configuration comes from a `config.json` beside it or, for original
-    /// Meta names, from its tensor shapes.
-    /// `precision` overrides `--precision`.
-    func load(precision: WeightPrecision? = nil) throws -> (model: VisionTransformer, folder: URL) {
-        let weightPrecision = precision ?? self.weightPrecision
-        ComputeThreads.set(threads ?? ProcessInfo.processInfo.activeProcessorCount)
-        ComputeLimits.maxTokens = maxTokens
-        let folder = try folder()
+    /// Applies `compute` and loads `model`: a folder or hub snapshot, or a single checkpoint file
+    /// whose configuration comes from a `config.json` beside it or, for original Meta names,
+    /// from its tensor shapes.
+    static func load(_ model: String, compute: ComputeOptions) throws -> (model: VisionTransformer, folder: URL) {
+        compute.apply()
+        let folder = try folder(of: model)
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory), !isDirectory.boolValue {
             let config = folder.appendingPathComponent("config.json")
             let configuration = FileManager.default.fileExists(atPath: config.path) ? try DinoConfiguration.load(from: config) : nil
             return (try VisionTransformer(checkpoint: URL(fileURLWithPath: model), configuration: configuration,
-                                          precision: weightPrecision), folder)
+                                          precision: compute.weightPrecision), folder)
         }
-        return (try VisionTransformer(directory: folder, precision: weightPrecision), folder)
+        return (try VisionTransformer(directory: folder, precision: compute.weightPrecision), folder)
     }
 }
 
@@ -109,6 +131,11 @@ struct PreprocessOptions: ParsableArguments {
 
     /// The preset chosen, `fallback` when no option was given.
     func preset(modelFolder: URL, fallback: Preprocessing) throws -> Preprocessing {
+        try userPreset(modelFolder: modelFolder) ?? fallback
+    }
+
+    /// The preset the user chose, nil when no option was given.
+    func userPreset(modelFolder: URL) throws -> Preprocessing? {
         if classification {
             let url = modelFolder.appendingPathComponent("preprocessor_config.json")
             return .classification(FileManager.default.fileExists(atPath: url.path) ? try ProcessorConfig.load(from: url) : .dinov2)
@@ -116,21 +143,7 @@ struct PreprocessOptions: ParsableArguments {
         if let size, let (h, w) = parseSize(size) { return .size(height: h, width: w) }
         if let resize { return pad ? .resizeAndPad(shortSide: resize) : .resize(shortSide: resize) }
         if pad { return .pad }
-        return fallback
-    }
-}
-
-extension Preprocessing {
-    /// A one-line description for summaries.
-    var summary: String {
-        switch self {
-        case .classification(let c): return "classification (shortest edge \(c.shortestEdge), center crop \(c.cropHeight)x\(c.cropWidth))"
-        case .resize(let s): return "resize short side to \(s) (rounded to the patch size)"
-        case .resizeAndPad(let s): return "resize short side to \(s), centre pad"
-        case .pad: return "centre pad to the patch size"
-        case .padBottomRight: return "pad bottom/right to the patch size"
-        case .size(let h, let w): return "resize to \(h)x\(w)"
-        }
+        return nil
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DinoImage
 import DinoModel
+import DinoPipeline
 import DinoTensor
 import Foundation
 
@@ -50,7 +51,7 @@ struct PCACommand: ParsableCommand {
 
     /// One image's patch features and geometry, kept until the joint PCA is fitted.
     struct ImageFeatures {
-        var item: LoadedImage
+        var item: ImageItem
         var rows: [Float]  // [h * w, C]
         var grid: (height: Int, width: Int)
     }
@@ -62,19 +63,19 @@ struct PCACommand: ParsableCommand {
         let backbone = try Backbone(model: vit, outFeatures: [stageName], applyLayernorm: true, reshapeHiddenStates: false)
         let preset = try preprocess.preset(modelFolder: folder, fallback: .resize(shortSide: 448))
         let outputFolder = try output.folder()
-        var batches = ImageBatches(inputs: images, preprocessing: preset, patchSize: config.patchSize, label: "pca features")
-        let c = config.hiddenSize, prefix = config.numPrefixTokens
+        // The fit needs every image's features, so --resume only skips writing pictures that exist.
+        var runner = ImageRunner(inputs: images, preparation: preset, patchSize: config.patchSize, label: "pca features", outputs: nil)
+        let stageIndex = backbone.outIndices[0], c = config.hiddenSize
         var collected: [ImageFeatures] = []
-        batches.run { batch, pixels in
-            let result = try backbone(pixels)
-            let tokens = result.featureMaps[0]  // [B, N, C]
+        runner.run { batch in
+            let pass = try vit.features(Tensor.stack(batch.map(\.prepared.pixels)), request: backbone.featureRequest)
+            let patches = try pass.stage(stageIndex, normalized: true).patchTokens  // [B, h * w, C]
             for (i, item) in batch.enumerated() {
-                let image = tokens[i]
-                collected.append(ImageFeatures(item: item, rows: Array(image.scalars[(prefix * c)...]), grid: result.gridSize))
+                collected.append(ImageFeatures(item: item, rows: patches[i].scalars, grid: (pass.layout.gridHeight, pass.layout.gridWidth)))
             }
             return []
         }
-        guard !collected.isEmpty else { try batches.finish(); return }
+        guard !collected.isEmpty else { try runner.finish(); return }
 
         // Fit on all patches (or a regular subsample of them).
         let allRows = collected.flatMap(\.rows)
@@ -119,6 +120,7 @@ struct PCACommand: ParsableCommand {
             let colors = PatchColors(height: features.grid.height, width: features.grid.width, rgb: rgb)
             let picture = colors.render(for: features.item.prepared, interpolation: smooth ? .bilinear : .nearest)
             let url = outputFolder.appendingPathComponent("\(features.item.outputStem).pca.png")
+            if images.resume && FileManager.default.fileExists(atPath: url.path) { continue }
             do {
                 try ImageIO.write(picture, to: url)
             } catch {
@@ -129,7 +131,7 @@ struct PCACommand: ParsableCommand {
         printError(String(format: "pca: fitted on %d patch rows of %d images; explained variance of 3 components: %@",
                           fitRows.count, collected.count, pca.variances.map { String(format: "%.3g", $0) }.joined(separator: ", ")))
         if !writeFailures.isEmpty { throw ExitCode(1) }
-        try batches.finish()
+        try runner.finish()
     }
 
     private func subsample(_ rows: [Float], count: Int, channels c: Int) -> (rows: [Float], count: Int) {

@@ -277,7 +277,7 @@ struct ProbeEvalCommand: ParsableCommand {
         let (model, folder) = try modelOptions.load()
         let loaded = try head.load(hiddenSize: model.configuration.hiddenSize)
         let segmenter = try Segmenter(model: model, head: loaded)
-        let preset = try preprocess.preset(modelFolder: folder, fallback: try head.defaultPreprocessing(loaded))
+        let preset = try preprocess.preset(modelFolder: folder, fallback: try loaded.defaultPreprocessing())
         let dataset = try data.load { layout in
             switch layout {
             case .voc: return "val"

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DinoImage
 import DinoModel
+import DinoPipeline
 import DinoSegmentation
 import DinoTensor
 import Foundation
@@ -43,8 +44,7 @@ struct SegmentCommand: ParsableCommand {
     @Flag(name: .long, help: "Leave the class legend out of the overlay.")
     var noLegend = false
 
-    @Option(name: .long, help: "Also write a JSON summary (files written, class shares per image) to this file.")
-    var json: String?
+    @OptionGroup var report: ReportOptions
 
     func validate() throws {
         if images.inputs.isEmpty { throw ValidationError("give image files, folders or globs") }
@@ -54,65 +54,13 @@ struct SegmentCommand: ParsableCommand {
 
     func run() throws {
         let (model, folder) = try modelOptions.load()
-        let loaded = try head.load(hiddenSize: model.configuration.hiddenSize)
-        let segmenter = try Segmenter(model: model, head: loaded)
-        let preset = try preprocess.preset(modelFolder: folder, fallback: try head.defaultPreprocessing(loaded))
-        let mode = try window.mode()
-        let outputFolder = try output.folder()
-        let palette = SegmentationPalette.standard
-        let names = loaded.configuration.classNames
-        var batches = ImageBatches(inputs: images, preprocessing: preset, patchSize: model.configuration.patchSize, label: "segment")
-        if images.resume {
-            batches.isComplete = { stem in
-                ["labels", "overlay"].allSatisfy { FileManager.default.fileExists(atPath: outputFolder.appendingPathComponent("\(stem).\($0).png").path) }
-            }
-        }
-        var reports: [SegmentReport] = []
-        batches.run { batch, _ in
-            let maps = try segmenter.segment(batch.map(\.prepared), mode: mode)
-            var failed: [(LoadedImage, String)] = []
-            for (item, map) in zip(batch, maps) {
-                let labelsURL = outputFolder.appendingPathComponent("\(item.outputStem).labels.png")
-                let overlayURL = outputFolder.appendingPathComponent("\(item.outputStem).overlay.png")
-                do {
-                    try LabelMapFile.write(map, palette: palette, to: labelsURL)
-                    try ImageIO.write(palette.overlay(item.image, labels: map, classNames: names, alpha: alpha, legend: !noLegend), to: overlayURL)
-                } catch {
-                    failed.append((item, "\(error)"))
-                    continue
-                }
-                var counts = [Int](repeating: 0, count: 256)
-                for label in map.labels { counts[Int(label)] += 1 }
-                let shares = (0..<names.count).filter { counts[$0] > 0 }.sorted { counts[$0] > counts[$1] }.map {
-                    SegmentReport.Share(index: $0, name: names[$0], fraction: Double(counts[$0]) / Double(map.labels.count))
-                }
-                let summary = shares.prefix(3).map { String(format: "%@ %.0f%%", $0.name, $0.fraction * 100) }.joined(separator: ", ")
-                print("\(item.url.lastPathComponent): \(map.width)x\(map.height), \(shares.count) classes (\(summary))")
-                reports.append(SegmentReport(image: item.url.path, labels: labelsURL.path, overlay: overlayURL.path,
-                                             size: [map.width, map.height], classes: shares))
-            }
-            return failed
-        }
-        if let json {
-            try writeJSON(reports, to: URL(fileURLWithPath: json))
-        }
-        try batches.finish()
+        var imageHead = try SegmentationImageHead(segmenter: try Segmenter(model: model, head: try head.load(hiddenSize: model.configuration.hiddenSize)))
+        imageHead.mode = try window.mode()
+        imageHead.alpha = alpha
+        imageHead.legend = !noLegend
+        try runHeads([imageHead], names: [SegmentationImageHead.name], model: model, modelFolder: folder, label: "segment",
+                     images: images, preprocess: preprocess, output: output, report: report)
     }
-}
-
-/// What `dino segment --json` writes, one entry per image.
-struct SegmentReport: Codable {
-    struct Share: Codable {
-        var index: Int
-        var name: String
-        var fraction: Double
-    }
-
-    var image: String
-    var labels: String
-    var overlay: String
-    var size: [Int]
-    var classes: [Share]
 }
 
 /// `--head` and `--layers`, shared by the commands that run a trained head.
@@ -132,11 +80,6 @@ struct HeadOptions: ParsableArguments {
         let url = URL(fileURLWithPath: head)
         guard FileManager.default.fileExists(atPath: url.path) else { throw ValidationError("--head \(head): no such file") }
         return try HeadFile.load(url, hiddenSize: hiddenSize, layers: try layers.map { try LayerSelection(text: $0) })
-    }
-
-    /// The head's input policy, or `--resize 448` when it records none.
-    func defaultPreprocessing(_ head: SegmentationHead) throws -> Preprocessing {
-        try head.configuration.inputPolicy.map { try InputPolicy.preset($0) } ?? .resize(shortSide: 448)
     }
 }
 

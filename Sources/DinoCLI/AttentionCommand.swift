@@ -58,7 +58,7 @@ struct AttentionCommand: ParsableCommand {
         }
         let map = Colormap(rawValue: colormap) ?? .inferno
         let preset = try preprocess.preset(modelFolder: folder, fallback: .resize(shortSide: 448))
-        let outputFolder = try output.folder()
+        let outputFolder = output.folder
         let heads = config.numAttentionHeads, r = config.numRegisterTokens, prefix = config.numPrefixTokens
         let separateNames = ["cls_mean"] + (0..<heads).map { "cls_head\($0 + 1)" } + (0..<r).map { "register\($0 + 1)" }
         let suffixes = (separate ? separateNames.map { ".attention.\($0).png" } : []) + [".attention.png"]

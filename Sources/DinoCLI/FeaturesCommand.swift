@@ -140,7 +140,7 @@ struct FeaturesCommand: ParsableCommand {
     private func runImages(_ backbone: Backbone, modelFolder: URL) throws {
         let config = backbone.model.configuration
         let preset = try preprocess.preset(modelFolder: modelFolder, fallback: .resize(shortSide: 448))
-        let outputFolder = try output.folder()
+        let outputFolder = output.folder
         let names = backbone.outFeatures.map { "feature_maps.\($0)" } + ["cls_token"] + (registers ? ["register_tokens"] : [])
         let suffixes = format == .safetensors ? [".safetensors"] : names.map { ".\($0).npy" }
         var runner = ImageRunner(inputs: images, preparation: preset, patchSize: config.patchSize, label: "features",

@@ -232,10 +232,9 @@ struct ReportOptions: ParsableArguments {
         return records
     }
 
-    /// Writes the earlier and new records, unless there are no new ones and the file exists.
+    /// Writes the earlier and new records; a run that adds none writes nothing.
     func write(earlier: [JSONValue], new: [JSONValue]) throws {
-        guard let json else { return }
-        if new.isEmpty && FileManager.default.fileExists(atPath: json) { return }
+        guard let json, !new.isEmpty else { return }
         let text = JSONValue.array(earlier + new).serialized + "\n"
         try AtomicFile.write(to: URL(fileURLWithPath: json)) { try $0.write(contentsOf: Data(text.utf8)) }
     }

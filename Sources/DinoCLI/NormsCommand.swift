@@ -52,7 +52,7 @@ struct NormsCommand: ParsableCommand {
         }
         let map = Colormap(rawValue: colormap) ?? .viridis
         let preset = try preprocess.preset(modelFolder: folder, fallback: .resize(shortSide: 448))
-        let outputFolder = try output.folder()
+        let outputFolder = output.folder
         var runner = ImageRunner(inputs: images, preparation: preset, patchSize: config.patchSize, label: "norms",
                                  outputs: OutputPlan(folder: outputFolder, suffixes: [".norms.png", ".norms.json"]))
         let r = config.numRegisterTokens

@@ -225,13 +225,10 @@ struct ImageInputOptions: ParsableArguments {
 
 /// `--output-dir`, where per-image outputs go.
 struct OutputOptions: ParsableArguments {
-    @Option(name: .long, help: "Folder for the outputs (created if missing).")
+    @Option(name: .long, help: "Folder for the outputs (created with the first output).")
     var outputDir = "dino-output"
 
-    /// The folder, created if needed.
-    func folder() throws -> URL {
-        let url = URL(fileURLWithPath: outputDir)
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
+    /// The folder; it is created when the first image's files are written, so a run that writes
+    /// nothing leaves nothing behind.
+    var folder: URL { URL(fileURLWithPath: outputDir) }
 }

@@ -62,7 +62,7 @@ struct PCACommand: ParsableCommand {
         let stageName = stage ?? config.stageNames[config.numHiddenLayers]
         let backbone = try Backbone(model: vit, outFeatures: [stageName], applyLayernorm: true, reshapeHiddenStates: false)
         let preset = try preprocess.preset(modelFolder: folder, fallback: .resize(shortSide: 448))
-        let outputFolder = try output.folder()
+        let outputFolder = output.folder
         // The fit needs every image's features, so --resume only skips writing pictures that exist.
         var runner = ImageRunner(inputs: images, preparation: preset, patchSize: config.patchSize, label: "pca features", outputs: nil)
         let stageIndex = backbone.outIndices[0], c = config.hiddenSize
@@ -119,11 +119,13 @@ struct PCACommand: ParsableCommand {
             }
             let colors = PatchColors(height: features.grid.height, width: features.grid.width, rgb: rgb)
             let picture = colors.render(for: features.item.prepared, interpolation: smooth ? .bilinear : .nearest)
-            let url = outputFolder.appendingPathComponent("\(features.item.outputStem).pca.png")
-            if images.resume && FileManager.default.fileExists(atPath: url.path) { continue }
+            let files = ImageOutputFiles(folder: outputFolder, stem: features.item.outputStem)
+            if images.resume && FileManager.default.fileExists(atPath: files.target(".pca.png").path) { continue }
             do {
-                try ImageIO.write(picture, to: url)
+                try ImageIO.write(picture, to: files.url(".pca.png"))
+                try files.commit()
             } catch {
+                files.discard()
                 printError("error: \(error)")
                 writeFailures.append((features.item.url.path, "\(error)"))
             }

@@ -86,7 +86,7 @@ func runHeads(_ heads: [any ImageHead], names: [String], model: VisionTransforme
     guard patchSizes.count == 1, let patchSize = patchSizes.first else {
         throw ValidationError("the heads' backbones have different patch sizes (\(patchSizes.sorted())); run them separately")
     }
-    let pipeline = HeadPipeline(heads: heads, folder: try output.folder())
+    let pipeline = HeadPipeline(heads: heads, folder: output.folder)
     var runner = ImageRunner(inputs: images, preparation: preparation, patchSize: patchSize, label: label,
                              outputs: OutputPlan(folder: pipeline.folder, suffixes: pipeline.outputSuffixes))
     try runner.run(pipeline, names: names, report: report)

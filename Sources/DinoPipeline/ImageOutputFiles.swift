@@ -25,8 +25,13 @@ public final class ImageOutputFiles {
     }
 
     /// The URL to write the `suffix` file to (a staging name that keeps the suffix, so writers
-    /// that choose the format by extension still do).
-    public func url(_ suffix: String) -> URL {
+    /// that choose the format by extension still do); the folder is created with the first file.
+    public func url(_ suffix: String) throws(PipelineError) -> URL {
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        } catch {
+            throw .cannotWrite(path: folder.path, reason: "cannot create the folder: \(error.localizedDescription)")
+        }
         let staging = folder.appendingPathComponent(".staged-\(token)-\(stem)\(suffix)")
         staged.append((staging, target(suffix)))
         return staging

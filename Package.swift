@@ -79,6 +79,9 @@ let package = Package(
             name: "ImageFeatures", dependencies: ["DinoModel", "DinoTensor", "DinoImage"], path: "Examples/ImageFeatures"),
         .executableTarget(name: "DepthEstimation", dependencies: ["DinoDepth", "DinoModel", "DinoTensor", "DinoImage"], path: "Examples/DepthEstimation"),
         .executableTarget(name: "ObjectDiscovery", dependencies: ["DinoDiscovery", "DinoModel", "DinoTensor", "DinoImage"], path: "Examples/ObjectDiscovery"),
+        .executableTarget(
+            name: "PatchClustering", dependencies: ["DinoPipeline", "DinoDiscovery", "DinoModel", "DinoTensor", "DinoImage"],
+            path: "Examples/PatchClustering"),
         .executableTarget(name: "SegmentationProbe", dependencies: ["DinoSegmentation", "DinoModel", "DinoTensor", "DinoImage"], path: "Examples/SegmentationProbe"),
 
         .testTarget(name: "DinoKernelsTests", dependencies: ["CDinoKernels"], path: "Tests/DinoKernelsTests"),
@@ -103,6 +106,8 @@ let package = Package(
         .testTarget(
             name: "DinoModelTests", dependencies: ["DinoModel", "DinoTensor"], path: "Tests/DinoModelTests",
             exclude: ["Fixtures"]),
+        // The examples run as executables (the dependency makes `swift test` build them).
+        .testTarget(name: "ExampleTests", dependencies: ["PatchClustering"], path: "Tests/ExampleTests"),
         // End-to-end tests run the built `dino` binary (the dependency makes `swift test` build it).
         .testTarget(
             name: "DinoCLITests", dependencies: ["DinoTensor", "DinoImage", "DinoCLI"], path: "Tests/DinoCLITests",

@@ -41,7 +41,13 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Compare every output (hidden states, attentions, pooler, every stage's feature map) with the fp32 model's on the benchmark input.")
     var accuracy = false
 
+    @Option(name: .customLong("head"), help: ArgumentHelp(
+        "Time heads instead of the bare forward: each head alone (its pass and prediction) and all of them on one pass, interleaved (NAME=ARGUMENT as for predict; repeat).",
+        valueName: "name=argument"))
+    var heads: [String] = []
+
     func validate() throws {
+        if !heads.isEmpty && (accuracy || gemmRate) { throw ValidationError("--head times heads; --accuracy and --gemm-rate go with the bare forward") }
         guard parsedSize != nil else { throw ValidationError("--size must be H or HxW, got \(size)") }
         if batch < 1 || runs < 1 || warmup < 0 { throw ValidationError("--batch and --runs must be at least 1, --warmup at least 0") }
     }
@@ -58,8 +64,12 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (model, _) = try modelOptions.load()
+        let (model, folder) = try modelOptions.load()
         guard let (height, width) = parsedSize else { return }
+        if !heads.isEmpty {
+            try runHeads(model, folder: folder, height: height, width: width)
+            return
+        }
         let result = try ForwardBenchmark.measure(model, batch: batch, height: height, width: width, runs: runs, warmup: warmup)
         let extra = gemmRate
             ? ForwardBenchmark.gemmReport(model, batch: batch, height: height, width: width, threads: ComputeThreads.current) : [:]
@@ -115,6 +125,21 @@ struct BenchCommand: ParsableCommand {
                                  comparison.minimumCosine(prefix: prefix), comparison.maximumError(prefix: prefix)))
                 }
             }
+        }
+    }
+
+    private func runHeads(_ model: VisionTransformer, folder: URL, height: Int, width: Int) throws {
+        let bench = try HeadsBenchmark(specs: heads, model: model, modelFolder: folder, batch: batch, height: height, width: width)
+        let (alone, together) = try bench.measure(runs: runs, warmup: warmup)
+        let slowest = alone.max() ?? 0
+        if json {
+            let items = zip(bench.names, alone).map { String(format: "\"%@\": %.3f", $0, $1) }.joined(separator: ", ")
+            print(String(format: "{\"alone_ms\": {%@}, \"together_ms\": %.3f, \"together_over_slowest\": %.4f, \"together_over_sum\": %.4f}",
+                         items, together, together / slowest, together / alone.reduce(0, +)))
+        } else {
+            for (name, ms) in zip(bench.names, alone) { print(String(format: "%@ alone: median %.2f ms", name, ms)) }
+            print(String(format: "all %d heads on one pass: median %.2f ms, %.3fx the slowest alone, %.3fx the sum (%@ %dx%d, batch %d, %d runs interleaved)",
+                         alone.count, together, together / slowest, together / alone.reduce(0, +), modelOptions.model, height, width, batch, runs))
         }
     }
 }

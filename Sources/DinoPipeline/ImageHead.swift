@@ -104,10 +104,34 @@ public struct HeadPipeline: Sendable {
     /// Runs every head on a batch of prepared images of one size; `results[h][i]` is head `h`'s
     /// result for image `i`. A pass that fails fails its heads for the whole batch.
     public func run(_ batch: [ImageItem]) -> [[Result<ImageReport, any Error>]] {
-        guard !batch.isEmpty else { return heads.map { _ in [] } }
+        var results = [[Result<ImageReport, any Error>]](repeating: [], count: heads.count)
+        for (members, pass) in passes(batch) {
+            for member in members {
+                switch pass {
+                case .success(let features): results[member] = heads[member].run(features, batch: batch, folder: folder)
+                case .failure(let error): results[member] = batch.map { _ in .failure(error) }
+                }
+            }
+        }
+        return results
+    }
+
+    /// Every head's prediction for a batch, in head order, without writing anything (for timing).
+    public func predictions(_ batch: [ImageItem]) throws -> [Any] {
+        var out = [Any?](repeating: nil, count: heads.count)
+        for (members, pass) in passes(batch) {
+            let features = try pass.get()
+            for member in members { out[member] = try heads[member].predict(features, batch: batch) }
+        }
+        return out.compactMap { $0 }
+    }
+
+    /// One pass per backbone over the batch's stacked pixels, on the union of the requests of the
+    /// heads (by index) that read it.
+    private func passes(_ batch: [ImageItem]) -> [(members: [Int], pass: Result<BackboneFeatures, any Error>)] {
+        guard !batch.isEmpty else { return [] }
         let pixels = Tensor.stack(batch.map(\.prepared.pixels))
         let contentRects = batch.map(\.prepared.contentRect)
-        var results = [[Result<ImageReport, any Error>]](repeating: [], count: heads.count)
         var groups: [(backbone: VisionTransformer, members: [Int])] = []
         for (index, head) in heads.enumerated() {
             if let group = groups.firstIndex(where: { $0.backbone === head.backbone }) {
@@ -116,20 +140,10 @@ public struct HeadPipeline: Sendable {
                 groups.append((head.backbone, [index]))
             }
         }
-        for group in groups {
+        return groups.map { group in
             let request = group.members.reduce(FeatureRequest()) { $0.union(heads[$1].featureRequest) }
-            let features: BackboneFeatures
-            do {
-                features = try group.backbone.features(pixels, request: request, contentRects: contentRects)
-            } catch {
-                for member in group.members { results[member] = batch.map { _ in .failure(error) } }
-                continue
-            }
-            for member in group.members {
-                results[member] = heads[member].run(features, batch: batch, folder: folder)
-            }
+            return (group.members, Result { try group.backbone.features(pixels, request: request, contentRects: contentRects) })
         }
-        return results
     }
 }
 

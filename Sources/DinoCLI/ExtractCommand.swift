@@ -2,6 +2,7 @@ import ArgumentParser
 // DinoHub's SHA-256 wrapper is internal to it; its C implementation is a dependency of
 // DinoHub, which this target depends on, so the same code hashes downloads and outputs.
 import CDinoSHA256
+import DinoCompute
 import DinoDataset
 import DinoImage
 import DinoModel

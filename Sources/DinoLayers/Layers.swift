@@ -1,5 +1,5 @@
 import COpenBLAS
-import DinoModel
+import DinoCompute
 import DinoTensor
 
 // Dimension letters: B batch, I input channels, O output channels, H x W input size,

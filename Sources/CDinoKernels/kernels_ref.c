@@ -54,13 +54,6 @@ void dino_bias_activation_ref(float *x, const float *bias, size_t R, size_t C, d
     }
 }
 
-void dino_add_bias_ref(float *x, size_t ldx, const float *bias, size_t R, size_t C) {
-    for (size_t r = 0; r < R; r++) {
-        float *xr = x + r * ldx;
-        for (size_t c = 0; c < C; c++) xr[c] += bias[c];
-    }
-}
-
 void dino_swiglu_ref(const float *x12, const float *bias, float *out, size_t R, size_t H) {
     for (size_t r = 0; r < R; r++) {
         const float *a = x12 + r * 2 * H;

@@ -145,16 +145,6 @@ struct KernelTests {
         }
     }
 
-    @Test("add bias with a row stride", arguments: widths)
-    func addBias(width: Int) {
-        let (rows, stride) = (3, width + 5)
-        let x = randomFloats(rows * stride, seed: 14), bias = randomFloats(width, seed: 15)
-        var fast = x, ref = x
-        dino_add_bias(&fast, stride, bias, rows, width)
-        dino_add_bias_ref(&ref, stride, bias, rows, width)
-        #expect(fast == ref)
-    }
-
     @Test("SwiGLU gate", arguments: widths)
     func swiglu(width: Int) {
         let rows = 3

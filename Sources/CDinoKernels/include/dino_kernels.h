@@ -53,11 +53,6 @@ void dino_layernorm_ref(const float *x, size_t ldx, float *y, size_t ldy, const 
 void dino_bias_activation(float *x, const float *bias, size_t R, size_t C, dino_activation act);
 void dino_bias_activation_ref(float *x, const float *bias, size_t R, size_t C, dino_activation act);
 
-// --- Bias only -------------------------------------------------------------------
-// x: [R, C] in place (row stride ldx), bias: [C]. x += bias.
-void dino_add_bias(float *x, size_t ldx, const float *bias, size_t R, size_t C);
-void dino_add_bias_ref(float *x, size_t ldx, const float *bias, size_t R, size_t C);
-
 // --- SwiGLU gate -----------------------------------------------------------------
 // x12: [R, 2H] (first H columns x1, last H columns x2), bias: [2H] or NULL, out: [R, H].
 // out = silu(x1 + b1) * (x2 + b2).

@@ -185,8 +185,7 @@ int dino_resize_rgb8_bicubic(const uint8_t *src, int sw, int sh, uint8_t *dst, i
 // src: [N] IEEE half / bfloat16 bit patterns, dst: [N] float.
 void dino_f16_to_f32(const uint16_t *src, float *dst, size_t N);
 void dino_bf16_to_f32(const uint16_t *src, float *dst, size_t N);
-// src: [N] float, dst: [N] half / bfloat16 bit patterns, round to nearest even.
-void dino_f32_to_f16(const float *src, uint16_t *dst, size_t N);
+// src: [N] float, dst: [N] bfloat16 bit patterns, round to nearest even.
 void dino_f32_to_bf16(const float *src, uint16_t *dst, size_t N);
 
 #ifdef __cplusplus

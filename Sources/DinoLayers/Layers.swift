@@ -1,3 +1,4 @@
+import CDinoKernels
 import COpenBLAS
 import DinoCompute
 import DinoTensor
@@ -99,20 +100,7 @@ public struct Conv2d: Sendable {
                             } else {
                                 // im2col of this tile: [(i * K + ky) * K + kx, row * W' + ox]
                                 guard let columns = columnsBuffer.baseAddress.map({ $0 + part * rows * tileRows * ow }) else { return }
-                                for i in 0..<inChannels {
-                                    for ky in 0..<k {
-                                        for kx in 0..<k {
-                                            let row = columns + ((i * k + ky) * k + kx) * count
-                                            for r in 0..<tileHeight {
-                                                let iy = (firstRow + r) * stride - padding + ky
-                                                for ox in 0..<ow {
-                                                    let ix = ox * stride - padding + kx
-                                                    row[r * ow + ox] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? src[(i * h + iy) * w + ix] : 0
-                                                }
-                                            }
-                                        }
-                                    }
-                                }
+                                dino_im2col(src, inChannels, h, w, k, stride, padding, firstRow, tileHeight, ow, columns)
                                 (b, ldb) = (UnsafePointer(columns), count)
                             }
                             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(count), Int32(rows),

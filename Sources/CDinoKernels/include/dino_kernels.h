@@ -175,6 +175,17 @@ double dino_fma_peak_loop(size_t iterations, double *checksum);
 void dino_patchify(const float *image, float *out, size_t B, size_t Cin, size_t H, size_t W,
                    size_t P);
 
+// --- im2col of a square-kernel convolution (one image, a band of output rows) --------------
+// image: [I, H, W]; columns: [I * K * K, rows * W'] with W' = out_width = (W + 2 pad - K) / stride + 1.
+// Row (i * K + ky) * K + kx, column r * W' + ox holds
+// image[i, (first_row + r) * stride - pad + ky, ox * stride - pad + kx], or 0 outside the image:
+// the right operand of the GEMM out[O, rows * W'] = weight[O, I * K * K] · columns.
+// Portable C; dino_im2col copies contiguous runs where dino_im2col_ref tests every element.
+void dino_im2col(const float *image, size_t I, size_t H, size_t W, size_t K, size_t stride, size_t pad,
+                 size_t first_row, size_t rows, size_t out_width, float *columns);
+void dino_im2col_ref(const float *image, size_t I, size_t H, size_t W, size_t K, size_t stride, size_t pad,
+                     size_t first_row, size_t rows, size_t out_width, float *columns);
+
 // --- Image resampling -----------------------------------------------------------------
 // src: RGB8 [sh, sw, 3], dst: RGB8 [dh, dw, 3]. Antialiased bicubic exactly as Pillow's
 // Image.resize(BICUBIC) computes it (fixed-point weights, 8-bit intermediate). Returns 0, or -1

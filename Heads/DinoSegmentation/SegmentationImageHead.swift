@@ -39,7 +39,7 @@ public struct SegmentationImageHead: ImageHead {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw PipelineError.invalidArgument(head: name, argument: argument, reason: "no such file")
         }
-        let head = try HeadFile.load(url, hiddenSize: model.configuration.hiddenSize, layers: layers)
+        let head = try SegmentationHeadFile.load(url, hiddenSize: model.configuration.hiddenSize, layers: layers)
         return try SegmentationImageHead(segmenter: try Segmenter(model: model, head: head))
     }
 

@@ -191,7 +191,7 @@ struct ProbeTrainCommand: ParsableCommand {
             "schedule": schedule, "warmup": String(options.schedule.warmupIterations), "seed": String(seed),
             "final_loss": String(format: "%.6f", losses.last ?? .nan),
         ]
-        try HeadFile.write(head, to: outputURL)
+        try SegmentationHeadFile.write(head, to: outputURL)
         printError(String(format: "saved %@: %d classes, layers %@, %d channels; %d epochs of %d iterations in %.1f s, final loss %.4f",
                           outputURL.path, head.numClasses, selection.text, head.channels, epochs, perEpoch, trainSeconds, losses.last ?? .nan))
 

@@ -50,8 +50,8 @@ let package = Package(
         .target(name: "CDinoSHA256", path: "Sources/CDinoSHA256"),
         // Hugging Face hub ids: the standard cache layout and resumable, verified downloads.
         .target(name: "DinoHub", dependencies: ["CDinoSHA256", "DinoTensor"], path: "Sources/DinoHub"),
-        // Generic layers for dense heads: convolutions, transposed convolutions, batch norm,
-        // bilinear resizing; im2col + OpenBLAS GEMM.
+        // Generic layers for dense heads (convolutions, transposed convolutions, batch norm,
+        // bilinear resizing; im2col + OpenBLAS GEMM), and opening and strictly reading head checkpoints.
         .target(name: "DinoLayers", dependencies: ["DinoCompute", "DinoTensor", "CDinoKernels", "COpenBLAS"], path: "Sources/DinoLayers"),
         // Image heads for the tools: a DenseHead bound to its backbone, loaded from an argument,
         // writing its files per image; several share one pass per batch.

@@ -4,6 +4,7 @@ import PackageDescription
 let package = Package(
     name: "dinov2-swift",
     products: [
+        .library(name: "DinoCompute", targets: ["DinoCompute"]),
         .library(name: "DinoModel", targets: ["DinoModel"]),
         .library(name: "DinoTensor", targets: ["DinoTensor"]),
         .library(name: "DinoImage", targets: ["DinoImage"]),
@@ -33,11 +34,13 @@ let package = Package(
             name: "COpenCVBridge", path: "Sources/COpenCVBridge", exclude: ["opencv-headers"],
             cxxSettings: [.headerSearchPath("opencv-headers")],
             linkerSettings: [.linkedLibrary("opencv_core"), .linkedLibrary("opencv_imgproc"), .linkedLibrary("opencv_imgcodecs")]),
+        // Compute threads (the parallel regions every layer runs in) and process-wide limits.
+        .target(name: "DinoCompute", dependencies: ["CDinoKernels", "COpenBLAS"], path: "Sources/DinoCompute"),
         // Float tensors, safetensors and .npy files.
         .target(name: "DinoTensor", dependencies: ["CDinoKernels"], path: "Sources/DinoTensor"),
         // Configuration, checkpoint loading, the ViT forward pass and the backbone view.
         .target(
-            name: "DinoModel", dependencies: ["DinoTensor", "CDinoKernels", "COpenBLAS"],
+            name: "DinoModel", dependencies: ["DinoCompute", "DinoTensor", "CDinoKernels", "COpenBLAS"],
             path: "Sources/DinoModel"),
         // Image decoding/encoding (through the OpenCV bridge), preprocessing presets, pictures.
         .target(
@@ -47,9 +50,9 @@ let package = Package(
         .target(name: "CDinoSHA256", path: "Sources/CDinoSHA256"),
         // Hugging Face hub ids: the standard cache layout and resumable, verified downloads.
         .target(name: "DinoHub", dependencies: ["CDinoSHA256", "DinoTensor"], path: "Sources/DinoHub"),
-        // Generic layers for dense heads: convolutions, transposed convolutions, batch norm,
-        // bilinear resizing; im2col + OpenBLAS GEMM.
-        .target(name: "DinoLayers", dependencies: ["DinoModel", "DinoTensor", "CDinoKernels", "COpenBLAS"], path: "Sources/DinoLayers"),
+        // Generic layers for dense heads (convolutions, transposed convolutions, batch norm,
+        // bilinear resizing; im2col + OpenBLAS GEMM), and opening and strictly reading head checkpoints.
+        .target(name: "DinoLayers", dependencies: ["DinoCompute", "DinoTensor", "CDinoKernels", "COpenBLAS"], path: "Sources/DinoLayers"),
         // Image heads for the tools: a DenseHead bound to its backbone, loaded from an argument,
         // writing its files per image; several share one pass per batch.
         .target(name: "DinoPipeline", dependencies: ["DinoModel", "DinoTensor", "DinoImage"], path: "Sources/DinoPipeline"),
@@ -69,8 +72,8 @@ let package = Package(
         .executableTarget(
             name: "DinoCLI",
             dependencies: [
-                "DinoModel", "DinoTensor", "DinoImage", "DinoHub", "DinoPipeline", "DinoSegmentation", "DinoDepth", "DinoDiscovery", "DinoDataset",
-                "CDinoSHA256",
+                "DinoCompute", "DinoModel", "DinoTensor", "DinoImage", "DinoHub", "DinoPipeline", "DinoSegmentation", "DinoDepth",
+                "DinoDiscovery", "DinoDataset", "CDinoSHA256",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/DinoCLI"),
@@ -85,6 +88,7 @@ let package = Package(
         .executableTarget(name: "SegmentationProbe", dependencies: ["DinoSegmentation", "DinoModel", "DinoTensor", "DinoImage"], path: "Examples/SegmentationProbe"),
 
         .testTarget(name: "DinoKernelsTests", dependencies: ["CDinoKernels"], path: "Tests/DinoKernelsTests"),
+        .testTarget(name: "DinoComputeTests", dependencies: ["DinoCompute"], path: "Tests/DinoComputeTests"),
         .testTarget(name: "DinoTensorTests", dependencies: ["DinoTensor"], path: "Tests/DinoTensorTests", exclude: ["Fixtures"]),
         .testTarget(
             name: "DinoImageTests", dependencies: ["DinoImage", "DinoTensor"], path: "Tests/DinoImageTests",
@@ -104,7 +108,7 @@ let package = Package(
             name: "DinoDiscoveryTests", dependencies: ["DinoDiscovery", "DinoModel", "DinoTensor", "DinoImage"],
             path: "Tests/DinoDiscoveryTests", exclude: ["Fixtures"]),
         .testTarget(
-            name: "DinoModelTests", dependencies: ["DinoModel", "DinoTensor"], path: "Tests/DinoModelTests",
+            name: "DinoModelTests", dependencies: ["DinoModel", "DinoCompute", "DinoTensor"], path: "Tests/DinoModelTests",
             exclude: ["Fixtures"]),
         // The examples run as executables (the dependency makes `swift test` build them).
         .testTarget(name: "ExampleTests", dependencies: ["PatchClustering"], path: "Tests/ExampleTests"),

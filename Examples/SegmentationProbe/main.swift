@@ -56,7 +56,7 @@ do {
         }
     }
     print(String(format: "loss %.3f -> %.3f", losses.first ?? 0, losses.last ?? 0))
-    try HeadFile.write(head, to: URL(fileURLWithPath: "segmentation-probe.safetensors"))
+    try SegmentationHeadFile.write(head, to: URL(fileURLWithPath: "segmentation-probe.safetensors"))
 
     // 5. mIoU on the validation images, each segmented at its original size.
     let segmenter = try Segmenter(model: model, head: head)

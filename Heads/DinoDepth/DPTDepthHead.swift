@@ -42,7 +42,7 @@ public struct DPTDepthHead: Sendable {
     /// Resolution factors of the four reassemble blocks.
     static let factors: [Double] = [4, 2, 1, 0.5]
 
-    init(weights: inout HeadWeights, embedDim c: Int, minDepth: Float) throws(DepthError) {
+    init(weights: inout HeadWeights<DepthError>, embedDim c: Int, minDepth: Float) throws(DepthError) {
         guard let projectShape = weights.shape("convs.0.conv.weight"), projectShape.count == 4 else {
             throw .missingTensor(key: weights.prefix + "convs.0.conv.weight", file: weights.file)
         }

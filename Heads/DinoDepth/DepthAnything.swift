@@ -197,7 +197,7 @@ public struct DepthAnythingModel: DepthEstimator {
         } catch {
             throw .model(error)
         }
-        var weights = HeadWeights(source: TensorSourceView(source) { !$0.hasPrefix("backbone.") })
+        var weights = HeadWeights<DepthError>(source: TensorSourceView(source) { !$0.hasPrefix("backbone.") })
         let (c, f) = (configuration.reassembleHiddenSize, configuration.fusionHiddenSize)
         var stages: [Stage] = []
         for (i, (channels, factor)) in zip(configuration.neckHiddenSizes, configuration.reassembleFactors).enumerated() {

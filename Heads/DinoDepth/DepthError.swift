@@ -67,3 +67,20 @@ public enum DepthError: Error, Sendable, Equatable, CustomStringConvertible, Loc
     /// The same message, for `localizedDescription`.
     public var errorDescription: String? { description }
 }
+
+extension DepthError: LayerErrorConvertible {
+    /// The depth error that reports `error`: a head checkpoint's missing, unexpected or
+    /// mis-shaped tensor, unreadable file or unknown format as its own case, any other layer
+    /// error as `.layer`.
+    public init(_ error: LayerError) {
+        switch error {
+        case let .missingTensor(key, file): self = .missingTensor(key: key, file: file)
+        case let .unexpectedTensor(key, file): self = .unexpectedTensor(key: key, file: file)
+        case let .tensorShape(key, file, expected, actual):
+            self = .shapeMismatch(key: key, file: file, expected: LayerError.shapeText(expected), actual: actual)
+        case let .unsupportedCheckpoint(file, reason): self = .unknownHead(file: file, reason: reason)
+        case let .tensorFile(error): self = .tensorFile(error)
+        case .weightShape, .inputShape, .invalidParameter: self = .layer(error)
+        }
+    }
+}

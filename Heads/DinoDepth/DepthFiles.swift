@@ -42,6 +42,38 @@ public enum DepthFile {
         }
     }
 
+    /// The ground-truth map of `image` in `folder`: `<stem>.png`, else `<stem>.npy`, never the image
+    /// itself (an image folder may be its own ground-truth folder).
+    public static func groundTruth(for image: URL, in folder: URL) throws(DepthError) -> URL {
+        let stem = image.deletingPathExtension().lastPathComponent
+        for ext in ["png", "npy"] {
+            let url = folder.appendingPathComponent("\(stem).\(ext)")
+            if url.standardizedFileURL != image.standardizedFileURL, FileManager.default.fileExists(atPath: url.path) { return url }
+        }
+        throw .cannotReadDepth(path: folder.appendingPathComponent(stem).path, reason: "no ground truth <name>.png or <name>.npy for \(image.lastPathComponent)")
+    }
+
+    /// The predicted map of `stem` in `folder`, as `dino depth predict` writes it:
+    /// `<stem>.depth.npy`, `<stem>.npy` or `<stem>.depth16.png`, in that order.
+    public static func prediction(_ stem: String, in folder: URL) throws(DepthError) -> URL {
+        for name in ["\(stem).depth.npy", "\(stem).npy", "\(stem).depth16.png"] {
+            let url = folder.appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: url.path) { return url }
+        }
+        throw .cannotReadDepth(path: folder.appendingPathComponent(stem).path, reason: "no prediction <name>.depth.npy, <name>.npy or <name>.depth16.png")
+    }
+
+    /// The depth maps (`.png`, `.npy`) in `folder`, sorted by path.
+    public static func maps(in folder: URL) throws(DepthError) -> [URL] {
+        let items: [URL]
+        do {
+            items = try FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)
+        } catch {
+            throw .cannotReadDepth(path: folder.path, reason: error.localizedDescription)
+        }
+        return items.filter { extensions.contains($0.pathExtension.lowercased()) }.sorted { $0.path < $1.path }
+    }
+
     /// Writes `map` as float32 `.npy` `[H, W]`, atomically.
     public static func writeNumpy(_ map: DepthMap, to url: URL) throws(DepthError) {
         do {

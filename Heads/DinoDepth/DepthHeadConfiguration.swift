@@ -34,10 +34,10 @@ public struct DepthHeadConfiguration: Codable, Sendable, Equatable {
         self.dataset = dataset
     }
 
-    /// Depth ranges of the datasets the released heads were trained on.
-    // ref: dinov2/hub/depthers.py _get_depth_range (and the released _config.py files:
-    // NYU min_depth=0.001, max_depth=10; KITTI min_depth=0.001, max_depth=80).
-    public static let datasetRanges: [String: (min: Float, max: Float)] = ["nyu": (0.001, 10), "kitti": (0.001, 80)]
+    /// Depth ranges of the datasets the released heads were trained on (their evaluation presets').
+    // ref: dinov2/hub/depthers.py _get_depth_range.
+    public static let datasetRanges: [String: (min: Float, max: Float)] = Dictionary(
+        uniqueKeysWithValues: DepthEvaluationPreset.all.map { ($0.name, (Float($0.minDepth), Float($0.maxDepth))) })
 
     /// The lower end when only the upper one is known: dinov2's `DepthBaseDecodeHead` default.
     public static let defaultMinDepth: Float = 1e-3

@@ -191,6 +191,16 @@ public struct DepthEvaluation: Sendable, Equatable {
         return DepthMetrics(groundTruth: gt, prediction: pred.map { min(max($0, minDepth), maxDepth) })
     }
 
+    /// The metrics of one image predicted by a model of `kind`, or nil when no pixel is valid.
+    ///
+    /// Median scaling is a depth operation, so relative inverse depth is inverted before it;
+    /// scale-and-shift alignment fits inverse depth itself.
+    public func metrics(prediction: DepthMap, groundTruth: DepthMap, kind: DepthKind) throws(DepthError) -> DepthMetrics? {
+        var prediction = prediction
+        if kind == .relativeDisparity && alignment == .median { prediction.values = prediction.values.map { 1 / $0 } }
+        return try metrics(prediction: prediction, groundTruth: groundTruth)
+    }
+
     private func align(_ pred: [Double], to gt: [Double]) throws(DepthError) -> [Double] {
         switch alignment {
         case .none:

@@ -1,3 +1,4 @@
+import DinoLayers
 import DinoModel
 import DinoTensor
 import Foundation
@@ -27,29 +28,28 @@ public enum DinoV2DepthHead: Sendable {
 
     /// The tensor whose name ends each layout's prefix (`decode_head.` in the released files).
     static let anchors = ["conv_depth.weight", "reassemble_blocks.projects.0.conv.weight"]
-    /// Top-level entries of mmcv checkpoints that are not weights (AdamW state, run metadata).
-    static let nonWeightRoots = ["meta.", "optimizer."]
 
     /// Reads a head from the tensors of a released `.pth` (`state_dict.decode_head.*`, or
     /// `decode_head.*` when the reader unwrapped the state dict) or a `.safetensors` with the same
     /// names, strictly: every weight tensor must belong to the head.
     static func load(_ source: any TensorSource, embedDim: Int, configuration: DepthHeadConfiguration) throws(DepthError) -> DinoV2DepthHead {
-        let weightsOnly = TensorSourceView(source) { name in !nonWeightRoots.contains { name.hasPrefix($0) } }
+        let weightsOnly = HeadCheckpoint.weights(of: source)
         let file = source.location(of: source.tensorNames.first ?? "")
         // The DPT head also has a `conv_depth` (its output head), so look for DPT's anchor first.
-        let dpt = weightsOnly.tensorNames.filter { $0.hasSuffix(anchors[1]) }
-        let linear = weightsOnly.tensorNames.filter { $0 == anchors[0] || $0.hasSuffix("." + anchors[0]) }
+        let dpt = HeadCheckpoint.prefixes(of: anchors[1], in: weightsOnly)
+        let linear = HeadCheckpoint.prefixes(of: anchors[0], in: weightsOnly)
         if dpt.count > 1 || (dpt.isEmpty && linear.count > 1) {
-            throw .unknownHead(file: file, reason: "holds several heads (\((dpt.isEmpty ? linear : dpt).joined(separator: ", ")))")
+            let names = dpt.isEmpty ? linear.map { $0 + anchors[0] } : dpt.map { $0 + anchors[1] }
+            throw .unknownHead(file: file, reason: "holds several heads (\(names.joined(separator: ", ")))")
         }
-        if let anchor = dpt.first {
-            var weights = HeadWeights(source: weightsOnly, prefix: String(anchor.dropLast(anchors[1].count)))
+        if let prefix = dpt.first {
+            var weights = HeadWeights<DepthError>(source: weightsOnly, prefix: prefix)
             let head = try DPTDepthHead(weights: &weights, embedDim: embedDim, minDepth: configuration.minDepth)
             try weights.checkAllUsed()
             return .dpt(head)
         }
-        if let anchor = linear.first {
-            var weights = HeadWeights(source: weightsOnly, prefix: String(anchor.dropLast(anchors[0].count)))
+        if let prefix = linear.first {
+            var weights = HeadWeights<DepthError>(source: weightsOnly, prefix: prefix)
             let head = try LinearDepthHead(weights: &weights, embedDim: embedDim, minDepth: configuration.minDepth, maxDepth: configuration.maxDepth)
             try weights.checkAllUsed()
             return .linear(head)
@@ -108,7 +108,9 @@ public struct DinoV2Depther: DepthEstimator {
 
     /// Loads the head file at `url` (`.safetensors`, or a released `.pth`) and puts it on `model`.
     public init(model: VisionTransformer, headFile url: URL, overrides: DepthHeadConfiguration.Overrides = .init()) throws(DepthError) {
-        try self.init(model: model, head: try HeadCheckpoint.open(url), headURL: url, overrides: overrides)
+        let source: any TensorSource
+        do { source = try HeadCheckpoint.open(url) } catch { throw DepthError(error) }
+        try self.init(model: model, head: source, headURL: url, overrides: overrides)
     }
 
     /// Loads a backbone folder (HF, Meta or timm names) and puts the head file at `headFile` on it.
@@ -187,30 +189,5 @@ public struct DinoV2Depther: DepthEstimator {
         let raw = try headOutput(features)
         let (lo, hi) = (configuration.minDepth, configuration.maxDepth)
         return Tensor(shape: [raw.shape[0], raw.shape[2], raw.shape[3]], scalars: raw.scalars.map { min(max($0, lo), hi) })
-    }
-}
-
-/// Opening head checkpoints by their extension.
-enum HeadCheckpoint {
-    /// The tensors of a `.safetensors` head or of a `torch.save` checkpoint (`.pth`, `.pt`,
-    /// `.bin`; mmcv's `{"meta", "state_dict", "optimizer"}` included).
-    static func open(_ url: URL) throws(DepthError) -> any TensorSource {
-        let ext = url.pathExtension.lowercased()
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            throw .tensorFile(.cannotOpen(path: url.path, reason: "no such file"))
-        }
-        do {
-            switch ext {
-            case "safetensors": return try SafetensorsFile(url: url)
-            case "pth", "pt", "bin": return try TorchCheckpoint(url: url)
-            default: throw DepthError.unknownHead(file: url.path, reason: "unsupported extension '.\(ext)'; use .pth or .safetensors")
-            }
-        } catch let error as DepthError {
-            throw error
-        } catch let error as TensorFileError {
-            throw .tensorFile(error)
-        } catch {
-            throw .unknownHead(file: url.path, reason: "\(error)")
-        }
     }
 }

@@ -5,11 +5,6 @@ import Foundation
 // Dimension letters: B batch, C channels, h x w a feature map's size. Tensors are NCHW.
 
 extension Tensor {
-    /// The exact (erf) GELU elementwise, as `torch.nn.GELU()`.
-    func gelu() -> Tensor {
-        Tensor(shape: shape, scalars: scalars.map { 0.5 * $0 * (1 + erf($0 * Float(0.5).squareRoot())) })
-    }
-
     /// `[B, C, h, w]` spatial size.
     var spatialSize: (height: Int, width: Int) { (shape[2], shape[3]) }
 }
@@ -46,7 +41,7 @@ enum Resampling: Sendable {
     }
 
     /// Reads the resampling of `factor` from `<name>.weight` / `<name>.bias` (none for x1).
-    static func load(_ weights: inout HeadWeights, _ name: String, channels: Int, factor: Double) throws(DepthError) -> Resampling {
+    static func load(_ weights: inout HeadWeights<DepthError>, _ name: String, channels: Int, factor: Double) throws(DepthError) -> Resampling {
         if factor == 1 { return .identity }
         if factor > 1 {
             guard factor == factor.rounded() else {
@@ -97,7 +92,7 @@ struct FusionBlock: Sendable {
 
     /// Reads a block: `<name>.<unit names>` as `(skip unit, unit)`, the 1x1 projection under
     /// `projectionName`, residual convolutions with or without bias.
-    static func load(_ weights: inout HeadWeights, _ name: String, channels c: Int, units: (String?, String),
+    static func load(_ weights: inout HeadWeights<DepthError>, _ name: String, channels c: Int, units: (String?, String),
                      convNames: (String, String), projectionName: String, residualBias: Bool) throws(DepthError) -> FusionBlock {
         func unit(_ unitName: String) throws(DepthError) -> ResidualConvUnit {
             ResidualConvUnit(

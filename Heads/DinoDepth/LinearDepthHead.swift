@@ -31,7 +31,7 @@ public struct LinearDepthHead: Sendable {
     static let binFloor: Float = 0.1
 
     /// Reads `decode_head.conv_depth.{weight,bias}` for a backbone of width `embedDim`.
-    init(weights: inout HeadWeights, embedDim: Int, minDepth: Float, maxDepth: Float) throws(DepthError) {
+    init(weights: inout HeadWeights<DepthError>, embedDim: Int, minDepth: Float, maxDepth: Float) throws(DepthError) {
         guard let shape = weights.shape("conv_depth.weight"), shape.count == 4 else {
             throw .missingTensor(key: weights.prefix + "conv_depth.weight", file: weights.file)
         }

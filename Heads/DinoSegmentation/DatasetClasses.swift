@@ -29,4 +29,24 @@ public enum DatasetClasses {
 
     /// Generic names `class0`, `class1`, ... for `count` classes.
     public static func numbered(_ count: Int) -> [String] { (0..<max(count, 0)).map { "class\($0)" } }
+
+    /// The classes of a head trained on a dataset: the dataset's names (`datasetNames`, extended
+    /// with numbered ones up to `count` when more are asked for), else `count` numbered names,
+    /// else one per label up to the masks' largest.
+    public static func forTraining(datasetNames: [String]?, count: Int?, largestLabel: Int?) throws(SegmentationError) -> [String] {
+        let needed = (largestLabel ?? -1) + 1
+        var names = datasetNames ?? numbered(count ?? needed)
+        if let count, datasetNames != nil, count != names.count {
+            guard count > names.count else {
+                throw .invalidSetting(name: "classes", reason: "\(count) is fewer than the \(names.count) classes the dataset names")
+            }
+            names += numbered(count).suffix(count - names.count)
+        }
+        guard needed <= names.count else {
+            throw .invalidSetting(name: "classes", reason: "the masks hold label \(needed - 1) but there are only \(names.count) classes; "
+                + "ask for more classes or fix classes.txt")
+        }
+        guard !names.isEmpty else { throw .invalidSetting(name: "classes", reason: "every mask pixel is ignored (255); nothing to learn") }
+        return names
+    }
 }

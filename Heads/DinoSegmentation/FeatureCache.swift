@@ -96,6 +96,17 @@ public struct FeatureCache: TrainingSampleSource, Sendable {
         features.deletingPathExtension().appendingPathExtension("labels.png")
     }
 
+    /// What identifies a backbone's weights for the cache: its name (hub id or path) and the
+    /// names, sizes and dates of the `.safetensors` files in its folder, so that replacing the
+    /// checkpoint invalidates the cache.
+    public static func backboneIdentity(name: String, folder: URL) -> String {
+        let weightFiles = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted()
+        return ([name] + weightFiles.map { file -> String in
+            let attributes = try? FileManager.default.attributesOfItem(atPath: folder.appendingPathComponent(file).path)
+            return "\(file):\((attributes?[.size] as? NSNumber)?.intValue ?? -1):\((attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)"
+        }).joined(separator: "|")
+    }
+
     /// Builds the cache of `dataset` in `folder`, or reuses it when its fingerprint matches.
     ///
     /// - Parameters:

@@ -36,6 +36,24 @@ public struct LabelMap: Sendable, Equatable {
         labels.lazy.filter { $0 != Self.ignoreIndex }.max().map(Int.init)
     }
 
+    /// One class present in a map and its share of the map's pixels.
+    public struct ClassShare: Sendable, Equatable {
+        /// The class index.
+        public var label: Int
+        /// Pixels of that class.
+        public var pixels: Int
+        /// `pixels` over all pixels of the map (ignored ones included).
+        public var fraction: Double
+    }
+
+    /// The classes present (the ignore index excluded), most pixels first.
+    public var classShares: [ClassShare] {
+        var counts = [Int](repeating: 0, count: 256)
+        for label in labels { counts[Int(label)] += 1 }
+        let present = (0..<Int(Self.ignoreIndex)).filter { counts[$0] > 0 }.sorted { counts[$0] > counts[$1] }
+        return present.map { ClassShare(label: $0, pixels: counts[$0], fraction: Double(counts[$0]) / Double(max(labels.count, 1))) }
+    }
+
     /// Checks that every label is below `classes` or the ignore index.
     public func validate(classes: Int, path: String) throws(SegmentationError) {
         if let bad = labels.first(where: { $0 != Self.ignoreIndex && Int($0) >= classes }) {

@@ -72,3 +72,19 @@ public enum SegmentationError: Error, Sendable, Equatable, CustomStringConvertib
     /// The same message for Foundation's error reporting.
     public var errorDescription: String? { description }
 }
+
+extension SegmentationError: LayerErrorConvertible {
+    /// The segmentation error that reports `error`: a head file's missing, unexpected or
+    /// mis-shaped tensor (`-1` for an extent that may be anything), unreadable file or unknown
+    /// format as its own case, any other layer error as `.layer`.
+    public init(_ error: LayerError) {
+        switch error {
+        case let .missingTensor(key, file): self = .missingTensor(key: key, file: file)
+        case let .unexpectedTensor(key, file): self = .unexpectedTensor(key: key, file: file)
+        case let .tensorShape(key, file, expected, actual): self = .shapeMismatch(key: key, file: file, expected: expected.map { $0 ?? -1 }, actual: actual)
+        case let .unsupportedCheckpoint(file, reason): self = .unsupportedHeadFormat(file: file, reason: reason)
+        case let .tensorFile(error): self = .tensorFile(error)
+        case .weightShape, .inputShape, .invalidParameter: self = .layer(error)
+        }
+    }
+}

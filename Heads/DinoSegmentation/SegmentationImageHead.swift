@@ -39,7 +39,7 @@ public struct SegmentationImageHead: ImageHead {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw PipelineError.invalidArgument(head: name, argument: argument, reason: "no such file")
         }
-        let head = try HeadFile.load(url, hiddenSize: model.configuration.hiddenSize, layers: layers)
+        let head = try SegmentationHeadFile.load(url, hiddenSize: model.configuration.hiddenSize, layers: layers)
         return try SegmentationImageHead(segmenter: try Segmenter(model: model, head: head))
     }
 
@@ -66,18 +66,15 @@ public struct SegmentationImageHead: ImageHead {
         let names = segmenter.head.configuration.classNames
         try LabelMapFile.write(map, palette: palette, to: files.url(".labels.png"))
         try ImageIO.write(palette.overlay(item.image, labels: map, classNames: names, alpha: alpha, legend: legend), to: files.url(".overlay.png"))
-        var counts = [Int](repeating: 0, count: 256)
-        for label in map.labels { counts[Int(label)] += 1 }
-        let present = (0..<names.count).filter { counts[$0] > 0 }.sorted { counts[$0] > counts[$1] }
-        let share = { (index: Int) in Double(counts[index]) / Double(map.labels.count) }
-        let summary = present.prefix(3).map { String(format: "%@ %.0f%%", names[$0], share($0) * 100) }.joined(separator: ", ")
+        let present = map.classShares.filter { $0.label < names.count }
+        let summary = present.prefix(3).map { String(format: "%@ %.0f%%", names[$0.label], $0.fraction * 100) }.joined(separator: ", ")
         let record = JSONValue.object([
             ("image", .string(item.url.path)),
             ("labels", .string(files.target(".labels.png").path)),
             ("overlay", .string(files.target(".overlay.png").path)),
             ("size", .array([.number(String(map.width)), .number(String(map.height))])),
-            ("classes", .array(present.map { index in
-                .object([("index", .number(String(index))), ("name", .string(names[index])), ("fraction", .number(String(share(index))))])
+            ("classes", .array(present.map { share in
+                .object([("index", .number(String(share.label))), ("name", .string(names[share.label])), ("fraction", .number(String(share.fraction)))])
             })),
         ])
         return ImageReport(line: "\(item.url.lastPathComponent): \(map.width)x\(map.height), \(present.count) classes (\(summary))", record: record)

@@ -63,13 +63,12 @@ public struct SegmentationPalette: Sendable, Equatable {
             out.pixels.replaceSubrange((i * 3)..<(i * 3 + 3), with: image.pixels[(i * 3)..<(i * 3 + 3)])
         }
         guard legend else { return out }
-        var counts = [Int](repeating: 0, count: 256)
-        for label in map.labels { counts[Int(label)] += 1 }
-        let present = (0..<255).filter { counts[$0] > 0 }.sorted { counts[$0] > counts[$1] }
+        let present = map.classShares
         let scale = max(0.5, Double(min(image.width, image.height)) / 512)
         let line = Int(24 * scale), swatch = Int(16 * scale), margin = Int(8 * scale)
         let shown = present.prefix(max(1, (image.height - 2 * margin) / max(line, 1)))
-        for (row, label) in shown.enumerated() {
+        for (row, share) in shown.enumerated() {
+            let label = share.label
             let top = margin + row * line
             let color = self.color(UInt8(label))
             for y in top..<(top + swatch) {
@@ -77,7 +76,7 @@ public struct SegmentationPalette: Sendable, Equatable {
             }
             out.drawRectangle(PixelRect(x: margin, y: top, width: swatch, height: swatch), color: (255, 255, 255), thickness: 1)
             let name = label < classNames.count ? classNames[label] : "class\(label)"
-            let percent = Double(counts[label]) * 100 / Double(max(map.labels.count, 1))
+            let percent = Double(share.pixels) * 100 / Double(max(map.labels.count, 1))
             out.drawText(String(format: "%@ %.0f%%", name, percent), x: margin + swatch + margin, y: top + swatch - max(1, swatch / 8), scale: 0.5 * scale)
         }
         return out

@@ -47,11 +47,6 @@ void dino_bias_activation(float *x, const float *bias, size_t R, size_t C, dino_
     else dino_bias_activation_ref(x, bias, R, C, act);
 }
 
-void dino_add_bias(float *x, size_t ldx, const float *bias, size_t R, size_t C) {
-    if (resolve() == DINO_ISA_AVX2) dino_add_bias_avx2(x, ldx, bias, R, C);
-    else dino_add_bias_ref(x, ldx, bias, R, C);
-}
-
 void dino_swiglu(const float *x12, const float *bias, float *out, size_t R, size_t H) {
     if (resolve() == DINO_ISA_AVX2) dino_swiglu_avx2(x12, bias, out, R, H);
     else dino_swiglu_ref(x12, bias, out, R, H);

@@ -9,7 +9,6 @@ void dino_layernorm_avx2(const float *x, size_t ldx, float *y, size_t ldy, const
                            const float *beta, size_t R, size_t C, float eps);
 void dino_bias_activation_avx2(float *x, const float *bias, size_t R, size_t C,
                                  dino_activation act);
-void dino_add_bias_avx2(float *x, size_t ldx, const float *bias, size_t R, size_t C);
 void dino_swiglu_avx2(const float *x12, const float *bias, float *out, size_t R, size_t H);
 void dino_residual_avx2(float *x, const float *y, const float *bias, const float *gamma, size_t R,
                           size_t C);

@@ -47,16 +47,6 @@ DINO_AVX2 void dino_bias_activation_avx2(float *x, const float *bias, size_t R, 
     }
 }
 
-DINO_AVX2 void dino_add_bias_avx2(float *x, size_t ldx, const float *bias, size_t R, size_t C) {
-    for (size_t r = 0; r < R; r++) {
-        float *xr = x + r * ldx;
-        for (size_t c = 0; c < C; c += 8) {
-            __m256i m = tail_mask(C - c);
-            store(xr + c, m, C - c, _mm256_add_ps(load(xr + c, m, C - c), load(bias + c, m, C - c)));
-        }
-    }
-}
-
 DINO_AVX2 void dino_swiglu_avx2(const float *x12, const float *bias, float *out, size_t R,
                                 size_t H) {
     for (size_t r = 0; r < R; r++) {
@@ -197,9 +187,6 @@ void dino_layernorm_avx2(const float *x, size_t ldx, float *y, size_t ldy, const
 }
 void dino_bias_activation_avx2(float *x, const float *bias, size_t R, size_t C, dino_activation act) {
     dino_bias_activation_ref(x, bias, R, C, act);
-}
-void dino_add_bias_avx2(float *x, size_t ldx, const float *bias, size_t R, size_t C) {
-    dino_add_bias_ref(x, ldx, bias, R, C);
 }
 void dino_swiglu_avx2(const float *x12, const float *bias, float *out, size_t R, size_t H) {
     dino_swiglu_ref(x12, bias, out, R, H);

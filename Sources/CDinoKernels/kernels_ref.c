@@ -54,13 +54,6 @@ void dino_bias_activation_ref(float *x, const float *bias, size_t R, size_t C, d
     }
 }
 
-void dino_add_bias_ref(float *x, size_t ldx, const float *bias, size_t R, size_t C) {
-    for (size_t r = 0; r < R; r++) {
-        float *xr = x + r * ldx;
-        for (size_t c = 0; c < C; c++) xr[c] += bias[c];
-    }
-}
-
 void dino_swiglu_ref(const float *x12, const float *bias, float *out, size_t R, size_t H) {
     for (size_t r = 0; r < R; r++) {
         const float *a = x12 + r * 2 * H;
@@ -165,35 +158,6 @@ void dino_f32_to_bf16(const float *src, uint16_t *dst, size_t N) {
         }
         uint32_t rounding = 0x7fffu + ((bits >> 16) & 1u);
         dst[i] = (uint16_t)((bits + rounding) >> 16);
-    }
-}
-
-void dino_f32_to_f16(const float *src, uint16_t *dst, size_t N) {
-    for (size_t i = 0; i < N; i++) {
-        uint32_t bits;
-        memcpy(&bits, src + i, 4);
-        uint32_t sign = (bits >> 16) & 0x8000u;
-        uint32_t absbits = bits & 0x7fffffffu;
-        uint16_t h;
-        if (absbits > 0x7f800000u) {
-            h = (uint16_t)(sign | 0x7e00u);
-        } else if (absbits >= 0x477ff000u) { // rounds to >= 65520: infinity
-            h = (uint16_t)(sign | 0x7c00u);
-        } else if (absbits < 0x38800000u) { // below the smallest normal half: subnormal or zero
-            float a;
-            memcpy(&a, &absbits, 4);
-            // Multiply by 2^24 so the subnormal value becomes an integer count of 2^-24 units.
-            float scaled = a * 16777216.0f;
-            h = (uint16_t)(sign | (uint32_t)nearbyintf(scaled));
-        } else {
-            uint32_t e = ((absbits >> 23) - 127 + 15);
-            uint32_t m = absbits & 0x7fffffu;
-            uint32_t v = (e << 10) | (m >> 13);
-            uint32_t rest = m & 0x1fffu;
-            if (rest > 0x1000u || (rest == 0x1000u && (v & 1u))) v++;
-            h = (uint16_t)(sign | v);
-        }
-        dst[i] = h;
     }
 }
 

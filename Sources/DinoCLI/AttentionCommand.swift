@@ -67,24 +67,17 @@ struct AttentionCommand: ParsableCommand {
         runner.run { batch in
             let pixels = Tensor.stack(batch.map(\.prepared.pixels))
             let attention = try vit.features(pixels, request: .attentions([blockIndex])).attention(block: blockIndex)
-            let n = attention.shape[2]
             let grid = (h: batch[0].prepared.height / config.patchSize, w: batch[0].prepared.width / config.patchSize)
             var failed: [(ImageItem, String)] = []
             for (i, item) in batch.enumerated() {
-                // Row `query` of head `head`, restricted to the patch columns: [h * w].
                 func row(_ head: Int, _ query: Int) -> [Float] {
-                    let base = ((i * heads + head) * n + query) * n
-                    return Array(attention.scalars[(base + prefix)..<(base + n)])
+                    AttentionMaps.patchRow(attention, image: i, head: head, query: query, prefixTokens: prefix)
                 }
-                func mean(_ rows: [[Float]]) -> [Float] {
-                    var out = [Float](repeating: 0, count: rows[0].count)
-                    for values in rows { for j in 0..<out.count { out[j] += values[j] / Float(rows.count) } }
-                    return out
-                }
-                var maps: [(String, String, [Float])] = [("CLS, mean of heads", "cls_mean", mean((0..<heads).map { row($0, 0) }))]
+                func mean(_ query: Int) -> [Float] { AttentionMaps.meanPatchRow(attention, image: i, query: query, prefixTokens: prefix) }
+                var maps: [(String, String, [Float])] = [("CLS, mean of heads", "cls_mean", mean(0))]
                 for head in 0..<heads { maps.append(("CLS, head \(head + 1)", "cls_head\(head + 1)", row(head, 0))) }
                 for register in 0..<r {
-                    maps.append(("register \(register + 1)", "register\(register + 1)", mean((0..<heads).map { row($0, 1 + register) })))
+                    maps.append(("register \(register + 1)", "register\(register + 1)", mean(1 + register)))
                 }
                 var tiles: [(image: RGBImage, caption: String?)] = [(item.image, "block \(blockIndex + 1)")]
                 let files = ImageOutputFiles(folder: outputFolder, stem: item.outputStem)

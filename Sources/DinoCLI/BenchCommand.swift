@@ -1,4 +1,5 @@
 import ArgumentParser
+import DinoCompute
 import DinoModel
 import Foundation
 

@@ -33,12 +33,6 @@ struct ClassifyCommand: ParsableCommand {
         if images.resume && report.json == nil { throw ValidationError("--resume needs --json: classify writes no per-image files, it resumes from its JSON") }
     }
 
-    struct Prediction {
-        var label: String
-        var index: Int
-        var probability: Float
-    }
-
     func run() throws {
         let (vit, folder) = try modelOptions.load()
         guard let labels = vit.classLabels else {
@@ -56,12 +50,7 @@ struct ClassifyCommand: ParsableCommand {
             guard let logits = pass.logits else { return batch.map { ($0, "no logits") } }
             let k = labels.count
             for (i, item) in batch.enumerated() {
-                let row = Array(logits.scalars[(i * k)..<((i + 1) * k)])
-                let top = row.max() ?? 0
-                let exps = row.map { Foundation.exp(Double($0 - top)) }
-                let total = exps.reduce(0, +)
-                let ranked = exps.enumerated().sorted { $0.element > $1.element }.prefix(topK)
-                let predictions = ranked.map { Prediction(label: labels[$0.offset], index: $0.offset, probability: Float($0.element / total)) }
+                let predictions = ClassScore.top(topK, logits: Array(logits.scalars[(i * k)..<((i + 1) * k)]), labels: labels)
                 print("\(item.url.path): " + predictions.map { String(format: "%@ %.4f", $0.label, $0.probability) }.joined(separator: ", "))
                 records.append(.object([
                     ("image", .string(item.url.path)),

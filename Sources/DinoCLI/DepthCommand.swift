@@ -177,15 +177,13 @@ struct DepthEvalCommand: ParsableCommand {
     @Option(name: .long, help: "Also write per-image and mean metrics to this JSON file.")
     var json: String?
 
-    static let datasets: [String: (crop: EvaluationCrop, scale: Float, min: Double, max: Double)] = [
-        "nyu": (.nyuEigen, 1000, 0.001, 10), "kitti": (.garg, 256, 0.001, 80),
-    ]
-
     func validate() throws {
         if (depthModel.model == nil) == (predictions == nil) { throw ValidationError("give either --model (to run a model on IMAGES) or --predictions") }
         if predictions != nil && !images.inputs.isEmpty { throw ValidationError("with --predictions the ground-truth folder lists the maps; drop the image inputs") }
         if depthModel.model != nil && images.inputs.isEmpty { throw ValidationError("give the images to evaluate") }
-        if let dataset, Self.datasets[dataset] == nil { throw ValidationError("--dataset must be nyu or kitti") }
+        if let dataset, DepthEvaluationPreset.named(dataset) == nil {
+            throw ValidationError("--dataset must be one of \(DepthEvaluationPreset.all.map(\.name))")
+        }
         if let crop, EvaluationCrop(rawValue: crop) == nil { throw ValidationError("--crop must be one of \(EvaluationCrop.allCases.map(\.rawValue))") }
         if let align, DepthAlignment(rawValue: align) == nil { throw ValidationError("--align must be one of \(DepthAlignment.allCases.map(\.rawValue))") }
         if let depthScale, !(depthScale > 0) { throw ValidationError("--depth-scale must be positive") }
@@ -219,8 +217,8 @@ struct DepthEvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        let preset = dataset.flatMap { Self.datasets[$0] }
-        let scale = depthScale ?? preset?.scale ?? 1000
+        let preset = dataset.flatMap(DepthEvaluationPreset.named)
+        let scale = depthScale ?? preset?.depthScale ?? 1000
         var depthHead: DepthImageHead?
         var preparation: any ImagePreparing = Preprocessing.pad
         var name = "predictions in \(predictions ?? "")"
@@ -234,7 +232,7 @@ struct DepthEvalCommand: ParsableCommand {
         }
         let estimator = depthHead?.estimator
         // The range: the options, the protocol, then the head's own range.
-        var range: (Double, Double)? = preset.map { ($0.min, $0.max) }
+        var range: (Double, Double)? = preset.map { ($0.minDepth, $0.maxDepth) }
         if case .metric(let r)? = estimator?.kind, range == nil { range = (Double(r.lowerBound), Double(r.upperBound)) }
         let minDepth = depthModel.minDepth.map(Double.init) ?? range?.0 ?? 0.001
         guard let maxDepth = depthModel.maxDepth.map(Double.init) ?? range?.1 else {
@@ -249,11 +247,12 @@ struct DepthEvalCommand: ParsableCommand {
         var results: [ImageResult] = []
         var failures: [String] = []
         func evaluate(_ label: String, _ prediction: DepthMap, groundTruth url: URL) throws {
-            var prediction = prediction
-            // Median scaling is a depth operation: invert relative inverse depth first.
-            if relative && alignment == .median { prediction.values = prediction.values.map { 1 / $0 } }
             let truth = try DepthFile.read(url, depthScale: scale)
-            let metrics = try evaluation.metrics(prediction: prediction, groundTruth: truth)
+            let metrics = if let estimator {
+                try evaluation.metrics(prediction: prediction, groundTruth: truth, kind: estimator.kind)
+            } else {
+                try evaluation.metrics(prediction: prediction, groundTruth: truth)
+            }
             if metrics == nil { printError("warning: \(label): no valid ground-truth pixel") }
             results.append(ImageResult(image: label, metrics: metrics))
         }
@@ -269,7 +268,7 @@ struct DepthEvalCommand: ParsableCommand {
                 var failed: [(ImageItem, String)] = []
                 for (item, map) in zip(batch, maps) {
                     do {
-                        try evaluate(item.url.lastPathComponent, map, groundTruth: try groundTruthFile(for: item.url, in: groundTruthFolder))
+                        try evaluate(item.url.lastPathComponent, map, groundTruth: try DepthFile.groundTruth(for: item.url, in: groundTruthFolder))
                     } catch {
                         failed.append((item, "\(error)"))
                     }
@@ -280,10 +279,12 @@ struct DepthEvalCommand: ParsableCommand {
             modelRun = runner
         } else if let predictions {
             let folder = URL(fileURLWithPath: predictions)
-            for url in try mapFiles(in: groundTruthFolder) {
+            let maps = try DepthFile.maps(in: groundTruthFolder)
+            if maps.isEmpty { throw ValidationError("--ground-truth \(groundTruthFolder.path) holds no .png or .npy maps") }
+            for url in maps {
                 do {
                     let stem = url.deletingPathExtension().lastPathComponent
-                    try evaluate(url.lastPathComponent, try DepthFile.read(try predictionFile(stem, in: folder), depthScale: scale), groundTruth: url)
+                    try evaluate(url.lastPathComponent, try DepthFile.read(try DepthFile.prediction(stem, in: folder), depthScale: scale), groundTruth: url)
                 } catch {
                     printError("error: \(url.path): \(error)")
                     failures.append(url.path)
@@ -318,33 +319,5 @@ struct DepthEvalCommand: ParsableCommand {
         print("image".padding(toLength: width, withPad: " ", startingAt: 0) + right("pixels") + names.map(right).joined())
         for result in results { print(row(result.image, result.metrics)) }
         print(row("mean (\(results.compactMap(\.metrics).count))", mean))
-    }
-
-    /// The ground-truth map of an image: `<stem>.png` or `<stem>.npy`.
-    private func groundTruthFile(for image: URL, in folder: URL) throws -> URL {
-        let stem = image.deletingPathExtension().lastPathComponent
-        for ext in ["png", "npy"] {
-            let url = folder.appendingPathComponent("\(stem).\(ext)")
-            // An image folder given as its own ground-truth folder must not match the image.
-            if url.standardizedFileURL != image.standardizedFileURL, FileManager.default.fileExists(atPath: url.path) { return url }
-        }
-        throw DepthError.cannotReadDepth(path: folder.appendingPathComponent(stem).path, reason: "no ground truth <name>.png or <name>.npy for \(image.lastPathComponent)")
-    }
-
-    /// The predicted map of `stem`: `<stem>.depth.npy`, `<stem>.npy` or `<stem>.depth16.png`.
-    private func predictionFile(_ stem: String, in folder: URL) throws -> URL {
-        for name in ["\(stem).depth.npy", "\(stem).npy", "\(stem).depth16.png"] {
-            let url = folder.appendingPathComponent(name)
-            if FileManager.default.fileExists(atPath: url.path) { return url }
-        }
-        throw DepthError.cannotReadDepth(path: folder.appendingPathComponent(stem).path, reason: "no prediction <name>.depth.npy, <name>.npy or <name>.depth16.png")
-    }
-
-    /// Ground-truth maps in a folder, sorted.
-    private func mapFiles(in folder: URL) throws -> [URL] {
-        let items = try FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)
-        let maps = items.filter { DepthFile.extensions.contains($0.pathExtension.lowercased()) }.sorted { $0.path < $1.path }
-        if maps.isEmpty { throw ValidationError("--ground-truth \(folder.path) holds no .png or .npy maps") }
-        return maps
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 // DinoHub's SHA-256 wrapper is internal to it; its C implementation is a dependency of
 // DinoHub, which this target depends on, so the same code hashes downloads and outputs.
 import CDinoSHA256
+import DinoCompute
 import DinoDataset
 import DinoImage
 import DinoModel
@@ -131,15 +132,14 @@ extension ExtractCommand {
             printError("extract shard \(shard) (from \(shardSource)): \(mine.count) of \(plan.units.count) units; "
                        + "\(preset.summary); batch \(batchSize), \(ComputeThreads.current) compute + \(decoders) decode threads")
 
-            let prefix = config.numPrefixTokens
             let extract: ShardRunner.Extract = { pixels in
                 let layers = config.numHiddenLayers
                 let request = FeatureRequest.lastHiddenState(layers: layers).union(backbone?.featureRequest ?? FeatureRequest())
                 let pass = try vit.features(pixels, request: request)
                 let last = try pass.stage(layers, normalized: true)
                 var result = [last.classToken]
-                if patchMean { result.append(Self.tokenMean(last.tokens, skipping: prefix)) }
-                result += try (backbone?.predict(pass).featureMaps ?? []).map(Self.spatialMean)
+                if patchMean { result.append(last.patchTokens.tokenMean()) }
+                result += try (backbone?.predict(pass).featureMaps ?? []).map { $0.spatialMean() }
                 return result
             }
 
@@ -189,38 +189,6 @@ extension ExtractCommand {
                 text += "; shard complete"
             }
             printError(text + "; manifest \(manifest.path)")
-        }
-
-        /// Mean over the tokens after the first `prefix` (CLS and registers) of `[B, N, C]`,
-        /// as `[B, C]`.
-        static func tokenMean(_ tokens: Tensor, skipping prefix: Int) -> Tensor {
-            let (b, n, c) = (tokens.shape[0], tokens.shape[1], tokens.shape[2])
-            var out = [Float](repeating: 0, count: b * c)
-            tokens.scalars.withUnsafeBufferPointer { x in
-                for i in 0..<b {
-                    for t in prefix..<n {
-                        let row = (i * n + t) * c
-                        for j in 0..<c { out[i * c + j] += x[row + j] }
-                    }
-                }
-            }
-            let scale = 1 / Float(max(n - prefix, 1))
-            return Tensor(shape: [b, c], scalars: out.map { $0 * scale })
-        }
-
-        /// Mean over the spatial positions of a feature map `[B, C, h, w]`, as `[B, C]`.
-        static func spatialMean(_ map: Tensor) -> Tensor {
-            let (b, c) = (map.shape[0], map.shape[1])
-            let area = map.count / max(b * c, 1)
-            var out = [Float](repeating: 0, count: b * c)
-            map.scalars.withUnsafeBufferPointer { x in
-                for k in 0..<(b * c) {
-                    var sum: Float = 0
-                    for p in 0..<area { sum += x[k * area + p] }
-                    out[k] = sum / Float(max(area, 1))
-                }
-            }
-            return Tensor(shape: [b, c], scalars: out)
         }
 
         /// The SHA-256 of a file, read in 1 MiB pieces.

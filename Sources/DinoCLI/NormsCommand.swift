@@ -60,30 +60,21 @@ struct NormsCommand: ParsableCommand {
             let pass = try vit.features(Tensor.stack(batch.map(\.prepared.pixels)), request: FeatureRequest(stages: [stage]))
             let tokens = try pass.stage(stage).tokens  // [B, N, C], before the final norm
             let (gh, gw) = (pass.layout.gridHeight, pass.layout.gridWidth)
-            let c = config.hiddenSize, prefix = config.numPrefixTokens
             var failed: [(ImageItem, String)] = []
             for (i, item) in batch.enumerated() {
-                let image = tokens[i]
-                let norms = (0..<(image.count / c)).map { t in
-                    image.scalars[(t * c)..<((t + 1) * c)].reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
-                }
-                let patchNorms = Array(norms[prefix...])
-                let sorted = patchNorms.sorted()
-                let median = sorted[sorted.count / 2]
-                let mad = (patchNorms.map { abs($0 - median) }.sorted())[patchNorms.count / 2]
-                let limit = threshold ?? (median + 6 * max(mad, 1e-6))
-                let outliers = patchNorms.enumerated().filter { $0.element > limit }
-                    .map { (row: $0.offset / gw, column: $0.offset % gw, norm: $0.element) }
+                let norms = TokenNorms(tokens: tokens[i], registerCount: r)
+                let limit = threshold ?? norms.defaultThreshold
+                let outliers = norms.outliers(above: limit, gridWidth: gw)
                 let report = NormReport(
-                    image: item.url.path, block: stage, grid: [gh, gw], threshold: limit, medianPatchNorm: median,
-                    maxPatchNorm: sorted.last ?? 0, clsNorm: norms[0], registerNorms: Array(norms[1..<(1 + r)]),
+                    image: item.url.path, block: stage, grid: [gh, gw], threshold: limit, medianPatchNorm: norms.medianPatchNorm,
+                    maxPatchNorm: norms.maxPatchNorm, clsNorm: norms.classToken, registerNorms: norms.registers,
                     outliers: outliers.map { NormReport.Outlier(row: $0.row, column: $0.column, norm: $0.norm) })
                 print(String(format: "%@: block %d, patch norm median %.2f max %.2f, CLS %.2f, registers [%@], %d outliers above %.2f",
-                             item.url.lastPathComponent, stage, median, sorted.last ?? 0, norms[0],
+                             item.url.lastPathComponent, stage, norms.medianPatchNorm, norms.maxPatchNorm, norms.classToken,
                              report.registerNorms.map { String(format: "%.1f", $0) }.joined(separator: ", "), outliers.count, limit))
                 let files = ImageOutputFiles(folder: outputFolder, stem: item.outputStem)
                 do {
-                    let picture = PatchMap(height: gh, width: gw, values: patchNorms).colored(map).render(for: item.prepared, interpolation: .nearest)
+                    let picture = PatchMap(height: gh, width: gw, values: norms.patches).colored(map).render(for: item.prepared, interpolation: .nearest)
                     try ImageIO.write(picture, to: files.url(".norms.png"))
                     try writeJSON(report, to: files.url(".norms.json"))
                     try files.commit()

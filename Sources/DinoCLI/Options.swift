@@ -1,4 +1,5 @@
 import ArgumentParser
+import DinoCompute
 import DinoHub
 import DinoImage
 import DinoModel

@@ -77,46 +77,10 @@ struct PCACommand: ParsableCommand {
         }
         guard !collected.isEmpty else { try runner.finish(); return }
 
-        // Fit on all patches (or a regular subsample of them).
-        let allRows = collected.flatMap(\.rows)
-        let total = allRows.count / c
-        let fitRows = subsample(allRows, count: total, channels: c)
-        var pca = try PrincipalComponents.fit(fitRows.rows, count: fitRows.count, channels: c, components: 3)
-        var foreground: [[Bool]] = collected.map { [Bool](repeating: true, count: $0.rows.count / c) }
-        if let threshold = maskThreshold {
-            let first = collected.map { pca.project($0.rows, count: $0.rows.count / c).enumerated().filter { $0.offset % 3 == 0 }.map(\.element) }
-            let flat = first.flatMap { $0 }
-            let (lo, hi) = (flat.min() ?? 0, flat.max() ?? 1)
-            foreground = first.map { values in values.map { v in
-                let t = hi > lo ? (v - lo) / (hi - lo) : 0
-                return invertMask ? t < threshold : t > threshold
-            } }
-            var kept: [Float] = []
-            for (features, mask) in zip(collected, foreground) {
-                for (j, keep) in mask.enumerated() where keep { kept += features.rows[(j * c)..<((j + 1) * c)] }
-            }
-            let keptCount = kept.count / c
-            guard keptCount >= 3 else {
-                throw ValidationError("--mask-threshold \(threshold) leaves \(keptCount) foreground patches; lower it or use --invert-mask")
-            }
-            let sample = subsample(kept, count: keptCount, channels: c)
-            pca = try PrincipalComponents.fit(sample.rows, count: sample.count, channels: c, components: 3)
-        }
-
-        // Scale each component to 0...255 over the foreground patches of all images.
-        let projections = collected.map { pca.project($0.rows, count: $0.rows.count / c) }
-        var lo = [Float](repeating: .infinity, count: 3), hi = [Float](repeating: -.infinity, count: 3)
-        for (values, mask) in zip(projections, foreground) {
-            for (j, keep) in mask.enumerated() where keep {
-                for m in 0..<3 { lo[m] = min(lo[m], values[j * 3 + m]); hi[m] = max(hi[m], values[j * 3 + m]) }
-            }
-        }
+        let mask = maskThreshold.map { PatchPCA.Mask(threshold: $0, inverted: invertMask) }
+        let pca = try PatchPCA(features: collected.map(\.rows), channels: c, maxFitRows: maxFitRows, mask: mask)
         var writeFailures: [(String, String)] = []
-        for ((features, values), mask) in zip(zip(collected, projections), foreground) {
-            var rgb = [Float](repeating: 0, count: values.count)
-            for (j, keep) in mask.enumerated() where keep {
-                for m in 0..<3 { rgb[j * 3 + m] = hi[m] > lo[m] ? (values[j * 3 + m] - lo[m]) / (hi[m] - lo[m]) * 255 : 128 }
-            }
+        for (features, rgb) in zip(collected, pca.colors) {
             let colors = PatchColors(height: features.grid.height, width: features.grid.width, rgb: rgb)
             let picture = colors.render(for: features.item.prepared, interpolation: smooth ? .bilinear : .nearest)
             let files = ImageOutputFiles(folder: outputFolder, stem: features.item.outputStem)
@@ -131,20 +95,8 @@ struct PCACommand: ParsableCommand {
             }
         }
         printError(String(format: "pca: fitted on %d patch rows of %d images; explained variance of 3 components: %@",
-                          fitRows.count, collected.count, pca.variances.map { String(format: "%.3g", $0) }.joined(separator: ", ")))
+                          pca.fittedRows, collected.count, pca.components.variances.map { String(format: "%.3g", $0) }.joined(separator: ", ")))
         if !writeFailures.isEmpty { throw ExitCode(1) }
         try runner.finish()
-    }
-
-    private func subsample(_ rows: [Float], count: Int, channels c: Int) -> (rows: [Float], count: Int) {
-        guard count > maxFitRows else { return (rows, count) }
-        let step = Double(count) / Double(maxFitRows)
-        var out: [Float] = []
-        out.reserveCapacity(maxFitRows * c)
-        for k in 0..<maxFitRows {
-            let j = Int(Double(k) * step)
-            out += rows[(j * c)..<((j + 1) * c)]
-        }
-        return (out, maxFitRows)
     }
 }

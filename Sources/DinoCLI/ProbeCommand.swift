@@ -1,4 +1,5 @@
 import ArgumentParser
+import DinoCompute
 import DinoImage
 import DinoModel
 import DinoSegmentation
@@ -144,13 +145,7 @@ struct ProbeTrainCommand: ParsableCommand {
         let outputURL = URL(fileURLWithPath: output)
         let cacheURL = URL(fileURLWithPath: cache ?? output.replacingOccurrences(of: ".safetensors", with: "") + ".cache")
 
-        // The backbone's weights are named by the --model argument and the weight files' sizes
-        // and dates, so that replacing the checkpoint invalidates the cache.
-        let weightFiles = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted()
-        let identity = ([modelOptions.model] + weightFiles.map { name -> String in
-            let attributes = try? FileManager.default.attributesOfItem(atPath: folder.appendingPathComponent(name).path)
-            return "\(name):\((attributes?[.size] as? NSNumber)?.intValue ?? -1):\((attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)"
-        }).joined(separator: "|")
+        let identity = FeatureCache.backboneIdentity(name: modelOptions.model, folder: folder)
         let bar = ProgressBar(label: "features", total: dataset.samples.count)
         let cacheStart = DispatchTime.now().uptimeNanoseconds
         let featureCache = try FeatureCache.build(dataset: dataset, extractor: extractor, backboneIdentity: identity, folder: cacheURL) { _, _, name in
@@ -161,7 +156,7 @@ struct ProbeTrainCommand: ParsableCommand {
         printError(String(format: "features: %d images %@ %@ (%.1f s)", featureCache.count,
                           featureCache.reused ? "reused from" : "cached in", cacheURL.path, cacheSeconds))
 
-        let names = try classNames(dataset: dataset, largestLabel: featureCache.largestLabel)
+        let names = try DatasetClasses.forTraining(datasetNames: dataset.classNames, count: classes, largestLabel: featureCache.largestLabel)
         let configuration = SegmentationHeadConfiguration(
             layers: selection, classNames: names, backbone: modelOptions.model, inputPolicy: InputPolicy.text(preset),
             reduceZeroLabel: dataset.reduceZeroLabel)
@@ -190,7 +185,7 @@ struct ProbeTrainCommand: ParsableCommand {
             "schedule": schedule, "warmup": String(options.schedule.warmupIterations), "seed": String(seed),
             "final_loss": String(format: "%.6f", losses.last ?? .nan),
         ]
-        try HeadFile.write(head, to: outputURL)
+        try SegmentationHeadFile.write(head, to: outputURL)
         printError(String(format: "saved %@: %d classes, layers %@, %d channels; %d epochs of %d iterations in %.1f s, final loss %.4f",
                           outputURL.path, head.numClasses, selection.text, head.channels, epochs, perEpoch, trainSeconds, losses.last ?? .nan))
 
@@ -224,23 +219,6 @@ struct ProbeTrainCommand: ParsableCommand {
         case "constant": return .constant
         default: return .poly(power: power)
         }
-    }
-
-    /// Class names: the dataset's list, else `--classes` or the largest label + 1 numbered.
-    private func classNames(dataset: SegmentationDataset, largestLabel: Int?) throws -> [String] {
-        let needed = (largestLabel ?? -1) + 1
-        var names = dataset.classNames ?? DatasetClasses.numbered(classes ?? needed)
-        if let classes, dataset.classNames != nil, classes != names.count {
-            guard classes > names.count else {
-                throw ValidationError("--classes \(classes) is fewer than the \(names.count) classes the dataset names")
-            }
-            names += DatasetClasses.numbered(classes).suffix(classes - names.count)
-        }
-        guard needed <= names.count else {
-            throw ValidationError("the masks hold label \(needed - 1) but there are only \(names.count) classes; pass --classes or fix classes.txt")
-        }
-        guard !names.isEmpty else { throw ValidationError("every mask pixel is ignored (255); nothing to learn") }
-        return names
     }
 }
 

@@ -79,7 +79,7 @@ struct HeadOptions: ParsableArguments {
     func load(hiddenSize: Int) throws -> SegmentationHead {
         let url = URL(fileURLWithPath: head)
         guard FileManager.default.fileExists(atPath: url.path) else { throw ValidationError("--head \(head): no such file") }
-        return try HeadFile.load(url, hiddenSize: hiddenSize, layers: try layers.map { try LayerSelection(text: $0) })
+        return try SegmentationHeadFile.load(url, hiddenSize: hiddenSize, layers: try layers.map { try LayerSelection(text: $0) })
     }
 }
 

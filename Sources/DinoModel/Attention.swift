@@ -1,4 +1,5 @@
 import CDinoKernels
+import DinoCompute
 
 // Dimension letters: B batch, N tokens, H heads, D head dim, C = H * D; Bq x Bk a tile of
 // query rows by key columns.

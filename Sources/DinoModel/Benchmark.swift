@@ -1,5 +1,6 @@
 import CDinoKernels
 import COpenBLAS
+import DinoCompute
 import DinoTensor
 import Dispatch
 import Foundation

@@ -1,4 +1,5 @@
 import CDinoKernels
+import DinoCompute
 import DinoTensor
 
 // Dimension letters in this file: B batch, N tokens per image (1 + R + h * w), R registers,

@@ -1,4 +1,5 @@
 import CDinoKernels
+import DinoCompute
 import DinoTensor
 
 // Dimension letters in this file: B batch, N tokens per image, C hidden size, F FFN hidden width.

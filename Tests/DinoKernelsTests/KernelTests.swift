@@ -145,16 +145,6 @@ struct KernelTests {
         }
     }
 
-    @Test("add bias with a row stride", arguments: widths)
-    func addBias(width: Int) {
-        let (rows, stride) = (3, width + 5)
-        let x = randomFloats(rows * stride, seed: 14), bias = randomFloats(width, seed: 15)
-        var fast = x, ref = x
-        dino_add_bias(&fast, stride, bias, rows, width)
-        dino_add_bias_ref(&ref, stride, bias, rows, width)
-        #expect(fast == ref)
-    }
-
     @Test("SwiGLU gate", arguments: widths)
     func swiglu(width: Int) {
         let rows = 3
@@ -174,33 +164,21 @@ func withPointer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> 
 /// Element-type conversions against Swift's own `Float16` and exhaustive round trips.
 @Suite("Kernels: half and bfloat16 conversion")
 struct ConversionTests {
-    @Test("every half value converts as Swift's Float16 does, and back")
+    @Test("every half value converts as Swift's Float16 does")
     func halfExhaustive() {
         let bits = (0...UInt16.max).map { $0 }
         var floats = [Float](repeating: 0, count: bits.count)
         dino_f16_to_f32(bits, &floats, bits.count)
-        var back = [UInt16](repeating: 0, count: bits.count)
-        dino_f32_to_f16(floats, &back, bits.count)
         var mismatches = 0
         for (i, b) in bits.enumerated() {
             let expected = Float(Float16(bitPattern: b))
             if expected.isNaN {
-                if !floats[i].isNaN || !Float16(bitPattern: back[i]).isNaN { mismatches += 1 }
-            } else if floats[i].bitPattern != expected.bitPattern || back[i] != b {
+                if !floats[i].isNaN { mismatches += 1 }
+            } else if floats[i].bitPattern != expected.bitPattern {
                 mismatches += 1
             }
         }
         #expect(mismatches == 0)
-    }
-
-    @Test("float to half rounds as Swift's Float16 initializer (to nearest even)")
-    func halfRounding() {
-        let values = randomFloats(200_000, seed: 21, range: 70_000) + randomFloats(50_000, seed: 22, range: 1e-4)
-            + [65504, 65519.99, 65520, -65520, 1e-8, 5.9604645e-8, 2.9802322e-8, 2.9802326e-8, .infinity, -0.0]
-        var halves = [UInt16](repeating: 0, count: values.count)
-        dino_f32_to_f16(values, &halves, values.count)
-        let wrong = zip(values, halves).filter { Float16($0.0).bitPattern != $0.1 }
-        #expect(wrong.isEmpty, "first mismatches: \(wrong.prefix(3))")
     }
 
     @Test("bfloat16 is the top half of a float, rounded to nearest even")

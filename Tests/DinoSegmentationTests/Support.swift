@@ -44,7 +44,7 @@ struct Difference: CustomStringConvertible {
 func fixtureHead(_ file: SafetensorsFile, layers: LayerSelection, classes: Int) throws -> SegmentationHead {
     let configuration = SegmentationHeadConfiguration(layers: layers, classNames: DatasetClasses.numbered(classes))
     let names = file.tensorNames.filter { $0.hasPrefix("decode_head.") }
-    return try HeadFile.read(Subset(file: file, names: names), file: file.path, configuration: configuration)
+    return try SegmentationHeadFile.read(Subset(file: file, names: names), file: file.path, configuration: configuration)
 }
 
 /// Some tensors of a safetensors file, as a `TensorSource`.

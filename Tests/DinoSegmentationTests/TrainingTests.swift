@@ -21,7 +21,7 @@ struct TrainingTests {
     func load(_ name: String) throws -> Case {
         let file = try Fixtures.file("train_\(name).safetensors")
         let classes = Int(file.metadata["classes"] ?? "") ?? 0
-        let head = try HeadFile.read(Subset(file: file, names: file.tensorNames.filter { $0.hasPrefix("before.") }), file: file.path,
+        let head = try SegmentationHeadFile.read(Subset(file: file, names: file.tensorNames.filter { $0.hasPrefix("before.") }), file: file.path,
                                      configuration: SegmentationHeadConfiguration(layers: .last(1), classNames: DatasetClasses.numbered(classes)))
         var batch: [TrainingSample] = []
         for i in 0..<(Int(file.metadata["images"] ?? "") ?? 0) {

@@ -53,11 +53,6 @@ void dino_layernorm_ref(const float *x, size_t ldx, float *y, size_t ldy, const 
 void dino_bias_activation(float *x, const float *bias, size_t R, size_t C, dino_activation act);
 void dino_bias_activation_ref(float *x, const float *bias, size_t R, size_t C, dino_activation act);
 
-// --- Bias only -------------------------------------------------------------------
-// x: [R, C] in place (row stride ldx), bias: [C]. x += bias.
-void dino_add_bias(float *x, size_t ldx, const float *bias, size_t R, size_t C);
-void dino_add_bias_ref(float *x, size_t ldx, const float *bias, size_t R, size_t C);
-
 // --- SwiGLU gate -----------------------------------------------------------------
 // x12: [R, 2H] (first H columns x1, last H columns x2), bias: [2H] or NULL, out: [R, H].
 // out = silu(x1 + b1) * (x2 + b2).
@@ -180,6 +175,17 @@ double dino_fma_peak_loop(size_t iterations, double *checksum);
 void dino_patchify(const float *image, float *out, size_t B, size_t Cin, size_t H, size_t W,
                    size_t P);
 
+// --- im2col of a square-kernel convolution (one image, a band of output rows) --------------
+// image: [I, H, W]; columns: [I * K * K, rows * W'] with W' = out_width = (W + 2 pad - K) / stride + 1.
+// Row (i * K + ky) * K + kx, column r * W' + ox holds
+// image[i, (first_row + r) * stride - pad + ky, ox * stride - pad + kx], or 0 outside the image:
+// the right operand of the GEMM out[O, rows * W'] = weight[O, I * K * K] · columns.
+// Portable C; dino_im2col copies contiguous runs where dino_im2col_ref tests every element.
+void dino_im2col(const float *image, size_t I, size_t H, size_t W, size_t K, size_t stride, size_t pad,
+                 size_t first_row, size_t rows, size_t out_width, float *columns);
+void dino_im2col_ref(const float *image, size_t I, size_t H, size_t W, size_t K, size_t stride, size_t pad,
+                     size_t first_row, size_t rows, size_t out_width, float *columns);
+
 // --- Image resampling -----------------------------------------------------------------
 // src: RGB8 [sh, sw, 3], dst: RGB8 [dh, dw, 3]. Antialiased bicubic exactly as Pillow's
 // Image.resize(BICUBIC) computes it (fixed-point weights, 8-bit intermediate). Returns 0, or -1
@@ -190,8 +196,7 @@ int dino_resize_rgb8_bicubic(const uint8_t *src, int sw, int sh, uint8_t *dst, i
 // src: [N] IEEE half / bfloat16 bit patterns, dst: [N] float.
 void dino_f16_to_f32(const uint16_t *src, float *dst, size_t N);
 void dino_bf16_to_f32(const uint16_t *src, float *dst, size_t N);
-// src: [N] float, dst: [N] half / bfloat16 bit patterns, round to nearest even.
-void dino_f32_to_f16(const float *src, uint16_t *dst, size_t N);
+// src: [N] float, dst: [N] bfloat16 bit patterns, round to nearest even.
 void dino_f32_to_bf16(const float *src, uint16_t *dst, size_t N);
 
 #ifdef __cplusplus

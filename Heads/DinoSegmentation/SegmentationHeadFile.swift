@@ -1,8 +1,10 @@
+import DinoLayers
 import DinoModel
 import DinoTensor
 import Foundation
 
-/// Reading and writing linear heads under the tensor names of the released dinov2 heads.
+/// Reading and writing linear segmentation heads under the tensor names of the released dinov2
+/// heads, with their configuration (classes, layers, input policy) as metadata.
 ///
 /// The released heads (`dinov2_vit*14_{ade20k,voc2012}_{linear,ms}_head.pth`) are mmseg
 /// segmentor state dicts holding only the decode head:
@@ -10,7 +12,7 @@ import Foundation
 /// `decode_head.bn.{weight,bias,running_mean,running_var,num_batches_tracked}` (`[C]`, scalar).
 /// Heads this library writes use the same names in a `.safetensors` file and add metadata
 /// (classes, layers, backbone, input policy) under `__metadata__`.
-public enum HeadFile {
+public enum SegmentationHeadFile {
     /// The 1x1 convolution weight `[K, C, 1, 1]` (names here are without the `decode_head.` prefix).
     public static let convWeight = "conv_seg.weight"
     /// The 1x1 convolution bias `[K]`.
@@ -30,9 +32,6 @@ public enum HeadFile {
     /// The value of the `format` metadata entry of heads written here.
     public static let formatName = "dinov2-swift.segmentation-head"
 
-    /// Top-level entries of mmcv checkpoints that are not weights (skipped when reading).
-    static let nonWeightRoots = ["meta.", "optimizer."]
-
     /// Reads a head from any tensor source (safetensors, a `.pth` reader...).
     ///
     /// The head's tensors are found by the suffix `conv_seg.weight`; whatever precedes it
@@ -41,48 +40,31 @@ public enum HeadFile {
     /// a linear head.
     public static func read(_ source: any TensorSource, file: String,
                             configuration: SegmentationHeadConfiguration) throws(SegmentationError) -> SegmentationHead {
-        let names = source.tensorNames
-        let anchors = names.filter { $0 == convWeight || $0.hasSuffix("." + convWeight) }
-        guard anchors.count == 1, let anchor = anchors.first else {
-            if anchors.isEmpty { throw .missingTensor(key: prefix + convWeight, file: file) }
-            throw .unsupportedHeadFormat(file: file, reason: "holds several heads (\(anchors.joined(separator: ", ")))")
+        let weightsOnly = HeadCheckpoint.weights(of: source)
+        let roots = HeadCheckpoint.prefixes(of: convWeight, in: weightsOnly)
+        guard roots.count == 1, let root = roots.first else {
+            if roots.isEmpty { throw .missingTensor(key: prefix + convWeight, file: file) }
+            throw .unsupportedHeadFormat(file: file, reason: "holds several heads (\(roots.map { $0 + convWeight }.joined(separator: ", ")))")
         }
-        let root = String(anchor.dropLast(convWeight.count))
-        let known = Set([convWeight, convBias, bnWeight, bnBias, runningMean, runningVariance, batchesTracked].map { root + $0 })
-        for name in names where !known.contains(name) && !nonWeightRoots.contains(where: { name.hasPrefix($0) }) {
-            throw .unexpectedTensor(key: name, file: file)
-        }
-        func load(_ key: String) throws(SegmentationError) -> Tensor {
-            guard names.contains(root + key) else { throw .missingTensor(key: root + key, file: file) }
-            do { return try source.tensor(root + key) } catch { throw .tensorFile(error) }
-        }
-        let weight = try load(convWeight)
-        guard weight.rank == 4, weight.shape[2] == 1, weight.shape[3] == 1 else {
-            throw .shapeMismatch(key: root + convWeight, file: file, expected: [configuration.numClasses, weight.shape.count > 1 ? weight.shape[1] : 0, 1, 1],
-                                 actual: weight.shape)
-        }
+        var weights = HeadWeights<SegmentationError>(source: weightsOnly, prefix: root)
+        let weight = try weights.take(convWeight, [nil, nil, 1, 1])
         let (k, c) = (weight.shape[0], weight.shape[1])
         guard k == configuration.numClasses else {
             throw .invalidMetadata(file: file, key: "classes",
                                    reason: "names \(configuration.numClasses) classes but \(root + convWeight) has \(k) rows")
         }
-        func vector(_ key: String, _ count: Int) throws(SegmentationError) -> [Float] {
-            let t = try load(key)
-            guard t.shape == [count] else { throw .shapeMismatch(key: root + key, file: file, expected: [count], actual: t.shape) }
-            return t.scalars
-        }
         var tracked = 0
-        if names.contains(root + batchesTracked) {
-            let t = try load(batchesTracked)
-            guard t.count == 1, t.shape.count <= 1 else {
-                throw .shapeMismatch(key: root + batchesTracked, file: file, expected: [], actual: t.shape)
-            }
-            tracked = Int(t.scalars[0])
+        if weights.has(batchesTracked) {
+            // A scalar, or a single value.
+            let expected: [Int?] = weights.shape(batchesTracked)?.count == 1 ? [1] : []
+            tracked = Int(try weights.take(batchesTracked, expected).scalars[0])
         }
-        return try SegmentationHead(
-            configuration: configuration, batchNormWeight: vector(bnWeight, c), batchNormBias: vector(bnBias, c),
-            runningMean: vector(runningMean, c), runningVariance: vector(runningVariance, c), batchesTracked: tracked,
-            classifierWeight: weight.scalars, classifierBias: vector(convBias, k))
+        let head = try SegmentationHead(
+            configuration: configuration, batchNormWeight: weights.take(bnWeight, [c]).scalars, batchNormBias: weights.take(bnBias, [c]).scalars,
+            runningMean: weights.take(runningMean, [c]).scalars, runningVariance: weights.take(runningVariance, [c]).scalars,
+            batchesTracked: tracked, classifierWeight: weight.scalars, classifierBias: weights.take(convBias, [k]).scalars)
+        try weights.checkAllUsed()
+        return head
     }
 
     /// The configuration of a head file without metadata (the released `.pth` heads), from its
@@ -123,23 +105,8 @@ public enum HeadFile {
     public static func load(_ url: URL, hiddenSize: Int, layers: LayerSelection? = nil) throws(SegmentationError) -> SegmentationHead {
         let file = url.path
         let source: any TensorSource
-        var metadata: [String: String] = [:]
-        switch url.pathExtension.lowercased() {
-        case "safetensors":
-            do {
-                let safetensors = try SafetensorsFile(url: url)
-                metadata = safetensors.metadata
-                source = safetensors
-            } catch {
-                throw .tensorFile(error)
-            }
-        case "pth", "pt", "bin", "ckpt":
-            // mmcv checkpoints are {"meta": ..., "state_dict": {...}}; the reader takes the
-            // state dict as the root when it holds every tensor of the file.
-            do { source = try TorchCheckpoint(url: url) } catch { throw .tensorFile(error) }
-        default:
-            throw .unsupportedHeadFormat(file: file, reason: "unknown extension '.\(url.pathExtension)'; expected .safetensors or .pth")
-        }
+        do { source = try HeadCheckpoint.open(url) } catch { throw SegmentationError(error) }
+        let metadata = (source as? SafetensorsFile)?.metadata ?? [:]
         var configuration: SegmentationHeadConfiguration
         if metadata["format"] == formatName {
             configuration = try Self.configuration(metadata: metadata, file: file)
@@ -152,9 +119,10 @@ public enum HeadFile {
     }
 
     private static func shapeOfClassifier(_ source: any TensorSource, file: String) throws(SegmentationError) -> [Int] {
-        guard let name = source.tensorNames.first(where: { $0 == convWeight || $0.hasSuffix("." + convWeight) }) else {
+        guard let root = HeadCheckpoint.prefixes(of: convWeight, in: source).first else {
             throw .missingTensor(key: prefix + convWeight, file: file)
         }
+        let name = root + convWeight
         let shape: [Int]
         do { shape = try source.shape(of: name) } catch { throw .tensorFile(error) }
         guard shape.count == 4 else { throw .shapeMismatch(key: name, file: file, expected: [-1, -1, 1, 1], actual: shape) }

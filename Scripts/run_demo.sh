@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: build `dino`, then compute features and draw the PCA, attention and token-norm
-# pictures of the photos in Examples/images.
+# pictures of the photos in Examples/images, and run heads on them (segmentation and LOST object
+# discovery on one backbone pass per batch).
 #
 #   Scripts/run_demo.sh [MODEL] [OUTPUT_DIR]
 #
@@ -23,4 +24,11 @@ dino=.build/release/dino
 "$dino" pca --model "$model" Examples/images --mask-threshold 0.5 --output-dir "$out/pca-foreground"
 "$dino" attention --model "$model" Examples/images --output-dir "$out"
 "$dino" norms --model "$model" Examples/images --output-dir "$out"
+if [ "$model" = "$bundled" ]; then
+    # A random head of the test fixtures that fits the bundled model (5 classes).
+    heads=(--head segment=Tests/DinoSegmentationTests/Fixtures/head_official.pth --head discover=lost)
+else
+    heads=(--head discover=lost)
+fi
+"$dino" predict --model "$model" "${heads[@]}" Examples/images --output-dir "$out" --json "$out/predict.json"
 echo "pictures and features are in $out/" >&2

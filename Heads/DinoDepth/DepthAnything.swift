@@ -240,6 +240,18 @@ public struct DepthAnythingModel: DepthEstimator {
     /// The backbone's stages of `out_indices`.
     public var featureRequest: FeatureRequest { backbone.featureRequest }
 
+    /// Its image processor.
+    public var preparation: any ImagePreparing { processor }
+
+    /// Its image processor, as for prediction.
+    public var evaluationPreparation: any ImagePreparing { processor }
+
+    /// "Depth Anything (relative); images sized by its processor (...)".
+    public var summary: String {
+        "Depth Anything (\(configuration.depthEstimationType)); images sized by its processor "
+            + "(\(processor.height)x\(processor.width), aspect kept, multiples of \(processor.multiple)) unless a preset is given"
+    }
+
     /// `predicted_depth` `[B, H, W]` from a pass of the model's backbone.
     public func depth(_ pass: BackboneFeatures) throws(DepthError) -> Tensor {
         let maps: [Tensor]

@@ -35,6 +35,13 @@ public protocol DepthEstimator: DenseHead where Prediction == Tensor {
     var kind: DepthKind { get }
     /// How predictions are brought to the image size.
     var upsampling: DepthUpsampling { get }
+    /// How images are prepared for prediction when the user gives no preset.
+    var preparation: any ImagePreparing { get }
+    /// How images are prepared for evaluation when the user gives no preset (the reference
+    /// evaluation's own preprocessing).
+    var evaluationPreparation: any ImagePreparing { get }
+    /// One line saying what the model is, for the tools.
+    var summary: String { get }
     /// Depth at the model's output resolution `[B, h', w']` from a pass of `model` that kept
     /// `featureRequest`.
     func depth(_ features: BackboneFeatures) throws(DepthError) -> Tensor

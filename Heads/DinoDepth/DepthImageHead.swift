@@ -34,11 +34,10 @@ public struct DepthImageHead: ImageHead {
     /// The preparation when the user gives none.
     public var preparation: any ImagePreparing
 
-    /// The image head of `estimator`: Depth Anything with its processor, dinov2 heads with the
-    /// short side resized to 448.
+    /// The image head of `estimator`, preparing images as the estimator does.
     public init(estimator: any DepthEstimator) {
         self.estimator = estimator
-        preparation = (estimator as? DepthAnythingModel)?.processor ?? Preprocessing.resize(shortSide: 448)
+        preparation = estimator.preparation
     }
 
     /// A Depth Anything folder (with its own backbone), or a dinov2 head file put on `model`.

@@ -1,4 +1,5 @@
 import DinoLayers
+import DinoImage
 import DinoModel
 import DinoTensor
 import Foundation
@@ -154,6 +155,17 @@ public struct DinoV2Depther: DepthEstimator {
     /// Bilinear, as the reference resizes the clamped map to the image.
     // ref: DepthEncoderDecoder.encode_decode resizes with the head's align_corners (False).
     public var upsampling: DepthUpsampling { .bilinear }
+
+    /// The short side resized to 448.
+    public var preparation: any ImagePreparing { Preprocessing.resize(shortSide: 448) }
+
+    /// Centre padding to the grid, as the released evaluation pads its inputs.
+    public var evaluationPreparation: any ImagePreparing { Preprocessing.pad }
+
+    /// "dinov2 linear head, blocks [11], 0.001-10 m".
+    public var summary: String {
+        String(format: "dinov2 %@ head, blocks %@, %g-%g m", head.name, "\(blocks)", Double(configuration.minDepth), Double(configuration.maxDepth))
+    }
 
     /// The chosen blocks as the blocks leave them: `get_intermediate_layers(blocks,
     /// reshape=True, return_class_token=True, norm=False)`.

@@ -60,10 +60,7 @@ struct DepthModelOptions: ParsableArguments {
             }
             compute.apply()
             let depthAnything = try DepthAnythingModel(directory: folder, precision: compute.weightPrecision)
-            let processor = depthAnything.processor
-            return (DepthImageHead(estimator: depthAnything), folder,
-                    "Depth Anything (\(folder.lastPathComponent), \(depthAnything.configuration.depthEstimationType)); images sized by its processor "
-                        + "(\(processor.height)x\(processor.width), aspect kept, multiples of \(processor.multiple)) unless a preset is given")
+            return (DepthImageHead(estimator: depthAnything), folder, "\(folder.lastPathComponent): " + depthAnything.summary)
         }
         guard let head else {
             throw ValidationError("--model \(model) is a DINOv2 backbone: give a depth head with --head (a released dinov2_vit*14_<dataset>_<kind>_head file)")
@@ -71,10 +68,7 @@ struct DepthModelOptions: ParsableArguments {
         let (backbone, _) = try ModelOptions.load(model, compute: compute)
         let overrides = DepthHeadConfiguration.Overrides(minDepth: minDepth, maxDepth: maxDepth, blocks: blocks.flatMap(parseBlocks))
         let loaded = try DepthImageHead.load(argument: head, model: backbone, modelFolder: folder, overrides: overrides)
-        guard let depther = loaded.estimator as? DinoV2Depther else { return (loaded, folder, "dinov2 head") }
-        let c = depther.configuration
-        return (loaded, folder, String(format: "dinov2 %@ head, blocks %@, %g-%g m", depther.head.name, "\(depther.blocks)",
-                                       Double(c.minDepth), Double(c.maxDepth)))
+        return (loaded, folder, loaded.estimator.summary)
     }
 }
 
@@ -226,9 +220,7 @@ struct DepthEvalCommand: ParsableCommand {
             let loaded = try depthModel.load()
             depthHead = loaded.head
             name = loaded.name
-            // The released evaluation pads dinov2 inputs to the grid; Depth Anything uses its processor.
-            preparation = try preprocess.userPreset(modelFolder: loaded.folder)
-                ?? (loaded.head.estimator is DepthAnythingModel ? loaded.head.preparation : Preprocessing.pad)
+            preparation = try preprocess.userPreset(modelFolder: loaded.folder) ?? loaded.head.estimator.evaluationPreparation
         }
         let estimator = depthHead?.estimator
         // The range: the options, the protocol, then the head's own range.

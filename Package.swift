@@ -25,6 +25,8 @@ let package = Package(
         .systemLibrary(
             name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
+        // Debian's zlib1g-dev: raw DEFLATE and CRC-32 for `.pth` zip members.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // extern "C" bridge to OpenCV's codecs; links only core, imgproc and imgcodecs.
         // opencv-headers/opencv2 links to Debian's /usr/include/opencv4/opencv2, so no
         // pkg-config (which would link all OpenCV libraries) and no unsafe flags are needed.
@@ -32,8 +34,9 @@ let package = Package(
             name: "COpenCVBridge", path: "Sources/COpenCVBridge", exclude: ["opencv-headers"],
             cxxSettings: [.headerSearchPath("opencv-headers")],
             linkerSettings: [.linkedLibrary("opencv_core"), .linkedLibrary("opencv_imgproc"), .linkedLibrary("opencv_imgcodecs")]),
-        // Float tensors, safetensors and .npy files.
-        .target(name: "DinoTensor", dependencies: ["CDinoKernels"], path: "Sources/DinoTensor"),
+        // Float tensors and the files that hold them: safetensors, .npy, and `torch.save` `.pth`
+        // archives (a strict zip reader over a memory mapping; zlib inflates and checks CRC-32).
+        .target(name: "DinoTensor", dependencies: ["CDinoKernels", "CZlib"], path: "Sources/DinoTensor"),
         // Configuration, checkpoint loading, the ViT forward pass and the backbone view.
         .target(
             name: "DinoModel", dependencies: ["DinoTensor", "CDinoKernels", "COpenBLAS"],

@@ -17,6 +17,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Hot loops: portable C with AVX2+FMA versions chosen at run time.
@@ -45,10 +46,11 @@ let package = Package(
         .target(
             name: "DinoImage", dependencies: ["COpenCVBridge", "COpenBLAS", "DinoTensor", "CDinoKernels"],
             path: "Sources/DinoImage"),
-        // SHA-256 for verifying downloads.
-        .target(name: "CDinoSHA256", path: "Sources/CDinoSHA256"),
-        // Hugging Face hub ids: the standard cache layout and resumable, verified downloads.
-        .target(name: "DinoHub", dependencies: ["CDinoSHA256", "DinoTensor"], path: "Sources/DinoHub"),
+        // Hugging Face hub ids: the standard cache layout and resumable downloads verified by
+        // SHA-256 (swift-crypto), and the streaming file hash every other caller uses too.
+        .target(
+            name: "DinoHub", dependencies: ["DinoTensor", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Sources/DinoHub"),
         // Generic layers for dense heads: convolutions, transposed convolutions, batch norm,
         // bilinear resizing; im2col + OpenBLAS GEMM.
         .target(name: "DinoLayers", dependencies: ["DinoModel", "DinoTensor", "CDinoKernels", "COpenBLAS"], path: "Sources/DinoLayers"),
@@ -69,7 +71,6 @@ let package = Package(
             name: "DinoCLI",
             dependencies: [
                 "DinoModel", "DinoTensor", "DinoImage", "DinoHub", "DinoSegmentation", "DinoDepth", "DinoDiscovery", "DinoDataset",
-                "CDinoSHA256",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/DinoCLI"),
@@ -85,7 +86,7 @@ let package = Package(
         .testTarget(
             name: "DinoImageTests", dependencies: ["DinoImage", "DinoTensor"], path: "Tests/DinoImageTests",
             exclude: ["Fixtures"]),
-        .testTarget(name: "DinoHubTests", dependencies: ["DinoHub", "CDinoSHA256"], path: "Tests/DinoHubTests"),
+        .testTarget(name: "DinoHubTests", dependencies: ["DinoHub"], path: "Tests/DinoHubTests"),
         .testTarget(name: "DinoDatasetTests", dependencies: ["DinoDataset", "DinoTensor", "DinoImage"], path: "Tests/DinoDatasetTests"),
         .testTarget(
             name: "DinoLayersTests", dependencies: ["DinoLayers", "DinoTensor"], path: "Tests/DinoLayersTests",

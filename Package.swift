@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // `swift package generate-documentation` for the DocC catalogues (DinoModel, DinoPipeline).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Hot loops: portable C with AVX2+FMA versions chosen at run time.
@@ -29,6 +30,8 @@ let package = Package(
         .systemLibrary(
             name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
+        // Debian's zlib1g-dev: raw DEFLATE and CRC-32 for `.pth` zip members.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // extern "C" bridge to OpenCV's codecs; links only core, imgproc and imgcodecs.
         // opencv-headers/opencv2 links to Debian's /usr/include/opencv4/opencv2, so no
         // pkg-config (which would link all OpenCV libraries) and no unsafe flags are needed.
@@ -38,8 +41,9 @@ let package = Package(
             linkerSettings: [.linkedLibrary("opencv_core"), .linkedLibrary("opencv_imgproc"), .linkedLibrary("opencv_imgcodecs")]),
         // Compute threads (the parallel regions every layer runs in) and process-wide limits.
         .target(name: "DinoCompute", dependencies: ["CDinoKernels", "COpenBLAS"], path: "Sources/DinoCompute"),
-        // Float tensors, safetensors and .npy files.
-        .target(name: "DinoTensor", dependencies: ["CDinoKernels"], path: "Sources/DinoTensor"),
+        // Float tensors and the files that hold them: safetensors, .npy, and `torch.save` `.pth`
+        // archives (a strict zip reader over a memory mapping; zlib inflates and checks CRC-32).
+        .target(name: "DinoTensor", dependencies: ["CDinoKernels", "CZlib"], path: "Sources/DinoTensor"),
         // Configuration, checkpoint loading, the ViT forward pass and the backbone view.
         .target(
             name: "DinoModel", dependencies: ["DinoCompute", "DinoTensor", "CDinoKernels", "COpenBLAS"],
@@ -48,10 +52,11 @@ let package = Package(
         .target(
             name: "DinoImage", dependencies: ["COpenCVBridge", "COpenBLAS", "DinoTensor", "CDinoKernels"],
             path: "Sources/DinoImage"),
-        // SHA-256 for verifying downloads.
-        .target(name: "CDinoSHA256", path: "Sources/CDinoSHA256"),
-        // Hugging Face hub ids: the standard cache layout and resumable, verified downloads.
-        .target(name: "DinoHub", dependencies: ["CDinoSHA256", "DinoTensor"], path: "Sources/DinoHub"),
+        // Hugging Face hub ids: the standard cache layout and resumable downloads verified by
+        // SHA-256 (swift-crypto), and the streaming file hash every other caller uses too.
+        .target(
+            name: "DinoHub", dependencies: ["DinoTensor", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Sources/DinoHub"),
         // Generic layers for dense heads (convolutions, transposed convolutions, batch norm,
         // bilinear resizing; im2col + OpenBLAS GEMM), and opening and strictly reading head checkpoints.
         .target(name: "DinoLayers", dependencies: ["DinoCompute", "DinoTensor", "CDinoKernels", "COpenBLAS"], path: "Sources/DinoLayers"),
@@ -75,7 +80,7 @@ let package = Package(
             name: "DinoCLI",
             dependencies: [
                 "DinoCompute", "DinoModel", "DinoTensor", "DinoImage", "DinoHub", "DinoPipeline", "DinoSegmentation", "DinoDepth",
-                "DinoDiscovery", "DinoDataset", "CDinoSHA256",
+                "DinoDiscovery", "DinoDataset",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/DinoCLI"),
@@ -95,7 +100,7 @@ let package = Package(
         .testTarget(
             name: "DinoImageTests", dependencies: ["DinoImage", "DinoTensor"], path: "Tests/DinoImageTests",
             exclude: ["Fixtures"]),
-        .testTarget(name: "DinoHubTests", dependencies: ["DinoHub", "CDinoSHA256"], path: "Tests/DinoHubTests"),
+        .testTarget(name: "DinoHubTests", dependencies: ["DinoHub"], path: "Tests/DinoHubTests"),
         .testTarget(name: "DinoDatasetTests", dependencies: ["DinoDataset", "DinoTensor", "DinoImage"], path: "Tests/DinoDatasetTests"),
         .testTarget(
             name: "DinoLayersTests", dependencies: ["DinoLayers", "DinoTensor"], path: "Tests/DinoLayersTests",

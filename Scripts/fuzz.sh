@@ -26,7 +26,7 @@ MAP
 cat > "$build/modules/COpenCVBridge/module.modulemap" <<MAP
 module COpenCVBridge { header "$root/Sources/COpenCVBridge/include/dino_opencv.h" export * }
 MAP
-includes=(-I "$build/modules/CDinoKernels" -I "$build/modules/COpenCVBridge" -I Sources/COpenBLAS -Xcc -I"$blas_include" -I "$build")
+includes=(-I "$build/modules/CDinoKernels" -I "$build/modules/COpenCVBridge" -I Sources/COpenBLAS -I Sources/CZlib -Xcc -I"$blas_include" -I "$build")
 
 echo "building C kernels and the OpenCV bridge" >&2
 for source in Sources/CDinoKernels/*.c; do
@@ -46,7 +46,7 @@ module DinoTensor Sources/DinoTensor/*.swift
 module DinoModel Sources/DinoModel/*.swift
 module DinoImage Sources/DinoImage/*.swift
 
-link=(-L"$blas_lib" -lopenblas -lopencv_core -lopencv_imgproc -lopencv_imgcodecs -lstdc++)
+link=(-L"$blas_lib" -lopenblas -lz -lopencv_core -lopencv_imgproc -lopencv_imgcodecs -lstdc++)
 declare -A harness=([safetensors]=SafetensorsFuzz [config]=ConfigFuzz [pth]=TorchCheckpointFuzz [image]=ImageFuzz)
 status=0
 for target in "${targets[@]}"; do

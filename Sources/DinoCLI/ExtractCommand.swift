@@ -1,9 +1,7 @@
 import ArgumentParser
-// DinoHub's SHA-256 wrapper is internal to it; its C implementation is a dependency of
-// DinoHub, which this target depends on, so the same code hashes downloads and outputs.
-import CDinoSHA256
 import DinoCompute
 import DinoDataset
+import DinoHub
 import DinoImage
 import DinoModel
 import DinoTensor
@@ -127,7 +125,7 @@ extension ExtractCommand {
                 batchSize: batchSize, decodeThreads: decoders, threads: ComputeThreads.current, resume: resume)
             let outputFolder = URL(fileURLWithPath: outputDir)
             let runner = ShardRunner(plan: plan, shard: shard, folder: outputFolder, settings: settings, options: options,
-                                     digest: Self.sha256)
+                                     digest: SHA256Hasher.hex(ofFileAt:))
             let mine = plan.units(of: shard)
             printError("extract shard \(shard) (from \(shardSource)): \(mine.count) of \(plan.units.count) units; "
                        + "\(preset.summary); batch \(batchSize), \(ComputeThreads.current) compute + \(decoders) decode threads")
@@ -190,20 +188,6 @@ extension ExtractCommand {
             }
             printError(text + "; manifest \(manifest.path)")
         }
-
-        /// The SHA-256 of a file, read in 1 MiB pieces.
-        static func sha256(_ url: URL) throws -> String {
-            let handle = try FileHandle(forReadingFrom: url)
-            defer { try? handle.close() }
-            var context = dino_sha256_context()
-            dino_sha256_init(&context)
-            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
-                chunk.withUnsafeBytes { dino_sha256_update(&context, $0.baseAddress, $0.count) }
-            }
-            var digest = [UInt8](repeating: 0, count: Int(DINO_SHA256_DIGEST_SIZE))
-            dino_sha256_final(&context, &digest)
-            return digest.map { String(format: "%02x", $0) }.joined()
-        }
     }
 
     /// Checks the shards' manifests and writes the merged index.
@@ -247,7 +231,7 @@ extension ExtractCommand {
                 indexURL = folder.appendingPathComponent("index.json")
             }
             let merged = try ManifestMerge.merge(manifests, indexFolder: indexURL.deletingLastPathComponent(),
-                                                 allowFailures: allowFailures, digest: Run.sha256)
+                                                 allowFailures: allowFailures, digest: SHA256Hasher.hex(ofFileAt:))
             try merged.write(to: indexURL)
             let failed = merged.failures.isEmpty ? "" : ", \(merged.failures.count) failed keys listed"
             print("merged \(merged.shardCount) shards: \(merged.entries.count) keys in \(merged.files.count) files\(failed) -> \(indexURL.path)")

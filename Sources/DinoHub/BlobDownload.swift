@@ -108,7 +108,7 @@ private final class BlobWriter {
     private let expectedSize: Int64
     private let progress: (@Sendable (HubProgress) -> Void)?
     private var handle: FileHandle?
-    private var hasher: SHA256?
+    private var hasher: SHA256Hasher?
     private var failure: HubError?
     private var lastReported: Int64 = -1
     private(set) var size: Int64 = 0
@@ -139,7 +139,7 @@ private final class BlobWriter {
         // Longer than the file can be: not a prefix of it.
         if size > expectedSize { try restart() }
         if hashing {
-            var hasher = SHA256()
+            var hasher = SHA256Hasher()
             try hasher.update(contentsOf: url, length: size)
             self.hasher = hasher
         }
@@ -196,7 +196,7 @@ private final class BlobWriter {
             throw .fileSystem(path: url.path, reason: "cannot truncate: \(error.localizedDescription)")
         }
         size = 0
-        if hasher != nil { hasher = SHA256() }
+        if hasher != nil { hasher = SHA256Hasher() }
         report(force: true)
     }
 
@@ -206,7 +206,7 @@ private final class BlobWriter {
     }
 
     func finalizeSHA256() -> String {
-        guard var hasher else { return "" }
+        guard let hasher else { return "" }
         self.hasher = nil
         return hasher.finalizeHex()
     }

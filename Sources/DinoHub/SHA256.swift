@@ -1,51 +1,69 @@
-import CDinoSHA256
+import Crypto
 import Foundation
 
-/// Streaming SHA-256 over the C implementation, producing lowercase hex as the hub's ETags
-/// spell it.
-struct SHA256 {
-    private var context = dino_sha256_context()
+/// Streaming SHA-256 (swift-crypto) of byte buffers and files, spelled as 64 lowercase hex
+/// digits as the hub's ETags and `dino extract`'s manifests spell it.
+public struct SHA256Hasher {
+    private var hasher = SHA256()
 
-    init() { dino_sha256_init(&context) }
+    /// Bytes read from a file per step, so hashing a multi-gigabyte file needs little memory.
+    static let readSize = 1 << 20
 
-    mutating func update(_ data: Data) {
-        data.withUnsafeBytes { bytes in dino_sha256_update(&context, bytes.baseAddress, bytes.count) }
+    /// A hasher that has seen no bytes.
+    public init() {}
+
+    /// Feeds `bytes`; any number of calls, of any sizes.
+    public mutating func update(_ bytes: some DataProtocol) {
+        hasher.update(data: bytes)
     }
 
-    /// The digest as 64 lowercase hex digits; the hasher must not be used afterwards.
-    mutating func finalizeHex() -> String {
-        var digest = [UInt8](repeating: 0, count: Int(DINO_SHA256_DIGEST_SIZE))
-        dino_sha256_final(&context, &digest)
+    /// Feeds the first `length` bytes of a file (to pick up a resumed download where the
+    /// previous attempt stopped), or all of it when `length` is nil; fails if the file is shorter.
+    public mutating func update(contentsOf url: URL, length: Int64? = nil) throws(HubError) {
+        guard length.map({ $0 > 0 }) ?? true else { return }
+        let handle: FileHandle
+        do { handle = try FileHandle(forReadingFrom: url) } catch {
+            throw .fileSystem(path: url.path, reason: "cannot read: \(error.localizedDescription)")
+        }
+        defer { try? handle.close() }
+        var remaining = length ?? Int64.max
+        while remaining > 0 {
+            let chunk: Data?
+            do { chunk = try handle.read(upToCount: Int(min(remaining, Int64(Self.readSize)))) } catch {
+                throw .fileSystem(path: url.path, reason: "cannot read: \(error.localizedDescription)")
+            }
+            guard let chunk, !chunk.isEmpty else {
+                guard length == nil else { throw .fileSystem(path: url.path, reason: "file shrank while being read") }
+                return
+            }
+            update(chunk)
+            remaining -= Int64(chunk.count)
+        }
+    }
+
+    /// The digest of the bytes fed so far, as 64 lowercase hex digits.
+    public func finalizeHex() -> String {
         let digits = Array("0123456789abcdef".utf8)
         var hex = [UInt8]()
-        hex.reserveCapacity(64)
-        for byte in digest {
+        hex.reserveCapacity(2 * SHA256.byteCount)
+        for byte in hasher.finalize() {
             hex.append(digits[Int(byte >> 4)])
             hex.append(digits[Int(byte & 0x0f)])
         }
         return String(decoding: hex, as: UTF8.self)
     }
 
-    /// Hashes the first `length` bytes of a file, to pick up a resumed download where the
-    /// previous attempt stopped.
-    mutating func update(contentsOf url: URL, length: Int64) throws(HubError) {
-        guard length > 0 else { return }
-        let handle: FileHandle
-        do { handle = try FileHandle(forReadingFrom: url) } catch {
-            throw .fileSystem(path: url.path, reason: "cannot read: \(error.localizedDescription)")
-        }
-        defer { try? handle.close() }
-        var remaining = length
-        while remaining > 0 {
-            let chunk: Data?
-            do { chunk = try handle.read(upToCount: Int(min(remaining, 1 << 20))) } catch {
-                throw .fileSystem(path: url.path, reason: "cannot read: \(error.localizedDescription)")
-            }
-            guard let chunk, !chunk.isEmpty else {
-                throw .fileSystem(path: url.path, reason: "file shrank while being read")
-            }
-            update(chunk)
-            remaining -= Int64(chunk.count)
-        }
+    /// The SHA-256 of `bytes`, as 64 lowercase hex digits.
+    public static func hex(of bytes: some DataProtocol) -> String {
+        var hasher = SHA256Hasher()
+        hasher.update(bytes)
+        return hasher.finalizeHex()
+    }
+
+    /// The SHA-256 of a whole file, read in 1 MiB pieces, as 64 lowercase hex digits.
+    public static func hex(ofFileAt url: URL) throws(HubError) -> String {
+        var hasher = SHA256Hasher()
+        try hasher.update(contentsOf: url)
+        return hasher.finalizeHex()
     }
 }

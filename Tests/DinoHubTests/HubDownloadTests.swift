@@ -71,7 +71,7 @@ struct HubDownloadTests {
         }
         let weightGets = requests.filter { $0.method == "GET" && $0.path.hasPrefix("/cdn/") }
         #expect(weightGets.count == 1)
-        #expect(weightGets.first?.path == "/cdn/\(TestHubServer.sha256Hex(Fixtures.weightsA))")
+        #expect(weightGets.first?.path == "/cdn/\(SHA256Hasher.hex(of: Fixtures.weightsA))")
 
         let weightReports = log.all.filter { $0.fileName == "model.safetensors" }
         #expect(weightReports.last == HubProgress(fileName: "model.safetensors", bytesDone: 300_000, totalBytes: 300_000))
@@ -176,7 +176,7 @@ struct HubDownloadTests {
         #expect(attempts == 3)
         #expect(received == 150_000)
         #expect(expected == 300_000)
-        let sha = TestHubServer.sha256Hex(Fixtures.weightsA)
+        let sha = SHA256Hasher.hex(of: Fixtures.weightsA)
         #expect(blobNames(temporary.cache, id).contains("\(sha).incomplete"))
         #expect(!blobNames(temporary.cache, id).contains(sha))
         #expect(refContent(temporary.cache, id, "main") == nil, "the ref moves only when the snapshot is complete")
@@ -198,7 +198,7 @@ struct HubDownloadTests {
 
         let error = expectHubError { () throws(HubError) in try makeClient(server.endpoint, cache: temporary.cache).modelFolder(for: id) }
 
-        let sha = TestHubServer.sha256Hex(Fixtures.weightsA)
+        let sha = SHA256Hasher.hex(of: Fixtures.weightsA)
         guard case .checksumMismatch(let file, _, let expected, let actual) = error else {
             Issue.record("expected a checksum error, got \(String(describing: error))")
             return

@@ -1,32 +1,23 @@
-import CDinoSHA256
+import DinoHub
 import Foundation
 import Testing
 
-private func hex(_ digest: [UInt8]) -> String { digest.map { String(format: "%02x", $0) }.joined() }
-
-private func oneShot(_ bytes: [UInt8]) -> String {
-    var digest = [UInt8](repeating: 0, count: Int(DINO_SHA256_DIGEST_SIZE))
-    bytes.withUnsafeBytes { dino_sha256($0.baseAddress, $0.count, &digest) }
-    return hex(digest)
-}
+private func oneShot(_ bytes: [UInt8]) -> String { SHA256Hasher.hex(of: bytes) }
 
 private func streamed(_ bytes: [UInt8], chunkSizes: [Int]) -> String {
-    var context = dino_sha256_context()
-    dino_sha256_init(&context)
+    var hasher = SHA256Hasher()
     var offset = 0
     var turn = 0
     while offset < bytes.count {
         let size = min(chunkSizes[turn % chunkSizes.count], bytes.count - offset)
-        bytes[offset..<(offset + size)].withUnsafeBytes { dino_sha256_update(&context, $0.baseAddress, size) }
+        hasher.update(bytes[offset..<(offset + size)])
         offset += size
         turn += 1
     }
-    var digest = [UInt8](repeating: 0, count: Int(DINO_SHA256_DIGEST_SIZE))
-    dino_sha256_final(&context, &digest)
-    return hex(digest)
+    return hasher.finalizeHex()
 }
 
-@Suite("SHA-256 (C)")
+@Suite("SHA-256 (swift-crypto through SHA256Hasher)")
 struct SHA256Tests {
     // FIPS 180-4 examples (NIST CSRC "SHA256.pdf", "SHA2_Additional.pdf").
     static let vectors: [(message: String, digest: String)] = [
@@ -63,5 +54,34 @@ struct SHA256Tests {
                 #expect(streamed(bytes, chunkSizes: chunks) == whole, "length \(length), chunks \(chunks)")
             }
         }
+    }
+
+    @Test("files hash in 1 MiB pieces to the one-shot digest, whole or a prefix; a short file fails")
+    func files() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sha256-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let bytes = (0..<(2 * (1 << 20) + 12_345)).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 17) }
+        let url = folder.appendingPathComponent("blob")
+        try Data(bytes).write(to: url)
+
+        #expect(try SHA256Hasher.hex(ofFileAt: url) == oneShot(bytes))
+        for length in [0, 1, 1 << 20, (1 << 20) + 1, bytes.count] {
+            var hasher = SHA256Hasher()
+            try hasher.update(contentsOf: url, length: Int64(length))
+            #expect(hasher.finalizeHex() == oneShot(Array(bytes.prefix(length))), "first \(length) bytes")
+        }
+        // A resumed download continues the hash of the bytes already on disk.
+        var resumed = SHA256Hasher()
+        try resumed.update(contentsOf: url, length: 1000)
+        resumed.update(bytes[1000...])
+        #expect(resumed.finalizeHex() == oneShot(bytes))
+
+        var tooLong = SHA256Hasher()
+        #expect(throws: HubError.self) { try tooLong.update(contentsOf: url, length: Int64(bytes.count + 1)) }
+        #expect(throws: HubError.self) { try SHA256Hasher.hex(ofFileAt: folder.appendingPathComponent("missing")) }
+        let empty = folder.appendingPathComponent("empty")
+        try Data().write(to: empty)
+        #expect(try SHA256Hasher.hex(ofFileAt: empty) == Self.vectors[0].digest)
     }
 }

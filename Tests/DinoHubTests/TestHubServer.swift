@@ -1,4 +1,4 @@
-import CDinoSHA256
+import DinoHub
 import Foundation
 import Synchronization
 
@@ -203,7 +203,7 @@ final class TestHubServer: Sendable {
             return
         }
         if TestRepository.isLFS(file) {
-            let sha = Self.sha256Hex(content)
+            let sha = SHA256Hasher.hex(of: content)
             let location = behaviour.locationStyle == .absolute ? "http://127.0.0.1:\(port)/cdn/\(sha)" : "/cdn/\(sha)"
             // As on the hub: the redirect itself carries the file's metadata, and its own
             // ETag and Content-Length are those of the redirect, not of the file.
@@ -224,7 +224,7 @@ final class TestHubServer: Sendable {
         }
         for repository in repositories {
             for files in repository.commits.values {
-                for (file, content) in files where Self.sha256Hex(content) == sha {
+                for (file, content) in files where SHA256Hasher.hex(of: content) == sha {
                     serveContent(fd, request: request, file: file, content: content, behaviour: behaviour, headers: [:])
                     return
                 }
@@ -320,15 +320,9 @@ final class TestHubServer: Sendable {
 
     // MARK: Hashes
 
-    static func sha256Hex(_ bytes: [UInt8]) -> String {
-        var digest = [UInt8](repeating: 0, count: 32)
-        bytes.withUnsafeBytes { dino_sha256($0.baseAddress, $0.count, &digest) }
-        return digest.map { String(format: "%02x", $0) }.joined()
-    }
-
     /// A 40-hex id standing in for the git blob id the hub uses as a small file's ETag.
     static func gitBlobID(_ bytes: [UInt8]) -> String {
-        String(sha256Hex(Array("blob \(bytes.count)\0".utf8) + bytes).prefix(40))
+        String(SHA256Hasher.hex(of: Array("blob \(bytes.count)\0".utf8) + bytes).prefix(40))
     }
 
     enum ServerError: Error {

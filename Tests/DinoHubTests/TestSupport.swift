@@ -80,7 +80,7 @@ enum Fixtures {
 
     /// The blob name the hub gives a file: sha256 for LFS files, the git blob id otherwise.
     static func etag(of file: String, content: [UInt8]) -> String {
-        TestRepository.isLFS(file) ? TestHubServer.sha256Hex(content) : TestHubServer.gitBlobID(content)
+        TestRepository.isLFS(file) ? SHA256Hasher.hex(of: content) : TestHubServer.gitBlobID(content)
     }
 }
 

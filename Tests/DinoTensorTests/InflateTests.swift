@@ -32,7 +32,7 @@ struct DeflateBitWriter {
     }
 }
 
-@Suite("DEFLATE and CRC-32")
+@Suite("DEFLATE and CRC-32 through zlib")
 struct InflateTests {
     static func inflate(_ stream: [UInt8], size: Int) throws(Inflate.Failure) -> [UInt8] {
         try stream.withUnsafeBytes { raw in Result { () throws(Inflate.Failure) in try Inflate.decompress(raw, outputSize: size) } }.get()
@@ -47,6 +47,7 @@ struct InflateTests {
         let whole = long.withUnsafeBytes { CRC32.checksum($0) }
         let first = long[..<333].withUnsafeBytes { CRC32.checksum($0) }
         #expect(long[333...].withUnsafeBytes { CRC32.checksum($0, continuing: first) } == whole)
+        #expect([UInt8]().withUnsafeBytes { CRC32.checksum($0, continuing: whole) } == whole)
     }
 
     @Test("zlib's streams decode to the recorded size and CRC-32")
@@ -92,9 +93,9 @@ struct InflateTests {
 
     /// Streams that break a rule of RFC 1951, with the failure they must give.
     static let invalid: [(String, [UInt8], Int, String)] = [
-        ("reserved block type", [0x07], 0, "reserved"),
-        ("stored length check", [0x01, 0x03, 0x00, 0x00, 0x00, 0x61, 0x62, 0x63], 3, "length check"),
-        ("stored block past the end", [0x01, 0x05, 0x00, 0xFA, 0xFF, 0x61], 5, "past the end"),
+        ("reserved block type", [0x07], 0, "invalid block type"),
+        ("stored length check", [0x01, 0x03, 0x00, 0x00, 0x00, 0x61, 0x62, 0x63], 3, "invalid stored block lengths"),
+        ("stored block past the end", [0x01, 0x05, 0x00, 0xFA, 0xFF, 0x61], 5, "ends early"),
         ("distance before the start", {
             var writer = DeflateBitWriter()
             writer.bits(1, 1)
@@ -103,14 +104,14 @@ struct InflateTests {
             writer.code(3, 5)  // distance 4, with nothing written yet
             writer.fixedSymbol(256)
             return writer.bytes
-        }(), 3, "reaches"),
+        }(), 3, "too far back"),
         ("length symbol 286", {
             var writer = DeflateBitWriter()
             writer.bits(1, 1)
             writer.bits(1, 2)
             writer.fixedSymbol(286)
             return writer.bytes
-        }(), 3, "invalid length symbol"),
+        }(), 3, "invalid literal/length code"),
         ("distance symbol 30", {
             var writer = DeflateBitWriter()
             writer.bits(1, 1)
@@ -119,7 +120,7 @@ struct InflateTests {
             writer.fixedSymbol(257)
             writer.code(30, 5)
             return writer.bytes
-        }(), 4, "no Huffman code"),
+        }(), 4, "invalid distance code"),
         ("over-subscribed code lengths", {
             // Dynamic block whose code-length code gives four symbols length 1.
             var writer = DeflateBitWriter()
@@ -130,7 +131,7 @@ struct InflateTests {
             writer.bits(0, 4)  // 4 code-length code lengths
             for _ in 0..<4 { writer.bits(1, 3) }
             return writer.bytes
-        }(), 1, "over-subscribed"),
+        }(), 1, "invalid code lengths set"),
         ("repeat with nothing to repeat", {
             var writer = DeflateBitWriter()
             writer.bits(1, 1)
@@ -145,7 +146,7 @@ struct InflateTests {
             writer.code(0, 1)  // symbol 16 first: repeat the previous length, of which there is none
             writer.bits(0, 2)
             return writer.bytes
-        }(), 1, "no previous length"),
+        }(), 1, "invalid bit length repeat"),
         ("empty input", [], 0, "ends early"),
     ]
 
@@ -157,6 +158,28 @@ struct InflateTests {
             Issue.record("\(label): decoded to \(output)")
         } catch {
             #expect(error.reason.contains(expected), "\(label): \(error.reason)")
+        }
+    }
+
+    @Test("a bomb stops at the declared size: a 10 MB run declared as 1000 bytes is refused")
+    func bomb() throws {
+        // Fixed block: 'a', then 40 000 matches of length 258 at distance 1 (about 65 kB of stream).
+        var writer = DeflateBitWriter()
+        writer.bits(1, 1)
+        writer.bits(1, 2)
+        writer.fixedSymbol(Int(UInt8(ascii: "a")))
+        for _ in 0..<40_000 {
+            writer.fixedSymbol(285)  // length 258, no extra bits
+            writer.code(0, 5)
+        }
+        writer.fixedSymbol(256)
+        let size = 1 + 40_000 * 258
+        #expect(try Self.inflate(writer.bytes, size: size) == [UInt8](repeating: UInt8(ascii: "a"), count: size))
+        do {
+            let output = try Self.inflate(writer.bytes, size: 1000)
+            Issue.record("decoded \(output.count) bytes")
+        } catch {
+            #expect(error.reason.contains("more than the declared 1000 bytes"), "\(error.reason)")
         }
     }
 }

@@ -14,18 +14,16 @@ struct AttentionKernel {
     let threads: Int
 
     /// Query rows per tile of the streaming path.
-    static func queryBlock(tokens n: Int) -> Int { min(n, packedKernels ? 120 : 256) }
+    static func queryBlock(tokens n: Int) -> Int { min(n, packedKernelsActive ? 120 : 256) }
     /// Key columns per tile of the streaming path (a multiple of 16 for the packed kernel).
-    static func keyBlock(tokens n: Int) -> Int { min(n, packedKernels ? 512 : 1024) }
+    static func keyBlock(tokens n: Int) -> Int { min(n, packedKernelsActive ? 512 : 1024) }
     /// Scores one thread of the streaming path needs, `Bq * Bk`.
     static func blockScores(tokens n: Int) -> Int { queryBlock(tokens: n) * keyBlock(tokens: n) }
     /// Floats one thread needs for the packed keys and values of one head, and a contiguous copy
     /// of one block of queries.
     static func packedHead(tokens n: Int, headDim d: Int) -> Int {
-        packedKernels ? dino_packed_weight_count(n, d) + dino_packed_weight_count(d, n) + queryBlock(tokens: n) * d : 0
+        packedKernelsActive ? dino_packed_weight_count(n, d) + dino_packed_weight_count(d, n) + queryBlock(tokens: n) * d : 0
     }
-    /// Whether the AVX2 packed-GEMM kernels run the attention (else OpenBLAS).
-    static var packedKernels: Bool { dino_kernels_active_isa() == DINO_ISA_AVX2 }
 
     private var scale: Float { 1 / Float(headDim).squareRoot() }
     private var width: Int { heads * headDim }
@@ -53,7 +51,7 @@ struct AttentionKernel {
     /// with an online softmax (running max and sum per row, output rescaled as the max grows),
     /// so memory stays `threads * Bq * Bk` at any resolution.
     func streaming(qkv: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, workspace: Workspace) {
-        if Self.packedKernels {
+        if packedKernelsActive {
             streamingPacked(qkv: qkv, into: out, workspace: workspace)
         } else {
             streamingBLAS(qkv: qkv, into: out, workspace: workspace)
@@ -105,7 +103,7 @@ struct AttentionKernel {
         }
     }
 
-    /// The streaming attention on OpenBLAS, for CPUs without AVX2.
+    /// The streaming attention on OpenBLAS, for CPUs without the packed kernels.
     private func streamingBLAS(qkv: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, workspace: Workspace) {
         let (n, d, c) = (tokens, headDim, width)
         let bq = Self.queryBlock(tokens: n), bk = Self.keyBlock(tokens: n)

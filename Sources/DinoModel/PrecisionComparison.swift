@@ -15,6 +15,25 @@ public struct PrecisionComparison: Sendable {
         public var maxAbsError: Double
         /// Largest absolute value of the reference, the scale of `maxAbsError`.
         public var maxAbsReference: Double
+
+        /// `actual` compared with `expected` (cosine 0 and an infinite error when the shapes differ).
+        public init(output: String, expected: Tensor, actual: Tensor) {
+            var dot = 0.0, normE = 0.0, normA = 0.0, maxError = 0.0, maxReference = 0.0
+            for (e, a) in zip(expected.scalars, actual.scalars) {
+                let (de, da) = (Double(e), Double(a))
+                dot += de * da
+                normE += de * de
+                normA += da * da
+                maxError = max(maxError, abs(de - da))
+                maxReference = max(maxReference, abs(de))
+            }
+            let cosine = normE > 0 && normA > 0 ? dot / (normE.squareRoot() * normA.squareRoot()) : (normE == normA ? 1 : 0)
+            let shapesAgree = expected.shape == actual.shape
+            self.output = output
+            self.cosine = shapesAgree ? cosine : 0
+            self.maxAbsError = shapesAgree ? maxError : .infinity
+            self.maxAbsReference = maxReference
+        }
     }
 
     /// Every output, in the order above.
@@ -39,6 +58,7 @@ public struct PrecisionComparison: Sendable {
             return try backbone(pixels, outputHiddenStates: true, outputAttentions: true)
         }
         let expected = try run(reference), actual = try run(candidate)
+        func entry(_ name: String, _ e: Tensor, _ a: Tensor) -> Entry { Entry(output: name, expected: e, actual: a) }
         var entries = [entry("last_hidden_state", expected.model.lastHiddenState, actual.model.lastHiddenState),
                        entry("pooler_output", expected.model.poolerOutput, actual.model.poolerOutput)]
         for (i, (e, a)) in zip(expected.hiddenStates ?? [], actual.hiddenStates ?? []).enumerated() {
@@ -51,22 +71,6 @@ public struct PrecisionComparison: Sendable {
             entries.append(entry("feature_maps.\(name)", e, a))
         }
         return PrecisionComparison(entries: entries)
-    }
-
-    private static func entry(_ name: String, _ expected: Tensor, _ actual: Tensor) -> Entry {
-        var dot = 0.0, normE = 0.0, normA = 0.0, maxError = 0.0, maxReference = 0.0
-        for (e, a) in zip(expected.scalars, actual.scalars) {
-            let (de, da) = (Double(e), Double(a))
-            dot += de * da
-            normE += de * de
-            normA += da * da
-            maxError = max(maxError, abs(de - da))
-            maxReference = max(maxReference, abs(de))
-        }
-        let cosine = normE > 0 && normA > 0 ? dot / (normE.squareRoot() * normA.squareRoot()) : (normE == normA ? 1 : 0)
-        let shapesAgree = expected.shape == actual.shape
-        return Entry(output: name, cosine: shapesAgree ? cosine : 0, maxAbsError: shapesAgree ? maxError : .infinity,
-                     maxAbsReference: maxReference)
     }
 
     /// A JSON array of `{"output", "cosine", "max_abs_error", "max_abs_reference"}` objects.

@@ -26,30 +26,46 @@ static inline float bf16_value(uint16_t bits) {
 
 size_t dino_packed_weight_count_bf16_dot(size_t N, size_t K) { return (N + 15) / 16 * 16 * ((K + 1) / 2); }
 
-void dino_pack_weight_bf16_dot(const float *w, size_t N, size_t K, uint32_t *packed) {
+void dino_pack_strided_bf16_dot_ref(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k,
+                                    uint32_t *packed) {
     size_t pairs = (K + 1) / 2;
     for (size_t p = 0; p < (N + 15) / 16; p++) {
         for (size_t k = 0; k < pairs; k++) {
             for (size_t j = 0; j < 16; j++) {
                 size_t n = p * 16 + j;
-                float v[2] = {n < N ? w[n * K + 2 * k] : 0.0f, n < N && 2 * k + 1 < K ? w[n * K + 2 * k + 1] : 0.0f};
+                float v[2] = {n < N ? w[n * stride_n + 2 * k * stride_k] : 0.0f,
+                              n < N && 2 * k + 1 < K ? w[n * stride_n + (2 * k + 1) * stride_k] : 0.0f};
                 uint16_t bits[2];
-                dino_f32_to_bf16(v, bits, 2);
+                dino_f32_to_bf16_ref(v, bits, 2);
                 packed[(p * pairs + k) * 16 + j] = bf16_pair(bits[0], bits[1]);
             }
         }
     }
 }
 
-// Weight (n, k) of K-pair panels with `pairs` pairs each.
-static inline float packed_weight(const uint32_t *packed, size_t pairs, size_t n, size_t k) {
-    uint32_t pair = packed[((n / 16) * pairs + k / 2) * 16 + n % 16];
+void dino_pack_strided_bf16_dot(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k, uint32_t *packed) {
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+    if (dino_kernels_active_isa() == DINO_ISA_AVX512 && (stride_k == 1 || stride_n == 1)) {
+        dino_pack_strided_bf16_dot_avx512(w, N, K, stride_n, stride_k, packed);
+        return;
+    }
+#endif
+    dino_pack_strided_bf16_dot_ref(w, N, K, stride_n, stride_k, packed);
+}
+
+void dino_pack_weight_bf16_dot(const float *w, size_t N, size_t K, uint32_t *packed) {
+    dino_pack_strided_bf16_dot(w, N, K, K, 1, packed);
+}
+
+// Weight (n, k) of K-pair panels `panel_stride` lanes apart.
+static inline float packed_weight(const uint32_t *packed, size_t panel_stride, size_t n, size_t k) {
+    uint32_t pair = packed[(n / 16) * panel_stride + k / 2 * 16 + n % 16];
     return bf16_value((uint16_t)(k % 2 ? pair >> 16 : pair & 0xFFFFu));
 }
 
 void dino_unpack_weight_bf16_dot(const uint32_t *packed, size_t N, size_t K, float *w) {
     for (size_t n = 0; n < N; n++)
-        for (size_t k = 0; k < K; k++) w[n * K + k] = packed_weight(packed, (K + 1) / 2, n, k);
+        for (size_t k = 0; k < K; k++) w[n * K + k] = packed_weight(packed, (K + 1) / 2 * 16, n, k);
 }
 
 static inline float x_bf16(const float *x, size_t ldx, size_t m, size_t k) {
@@ -58,14 +74,13 @@ static inline float x_bf16(const float *x, size_t ldx, size_t m, size_t k) {
     return bf16_value(bits);
 }
 
-void dino_gemm_packed_bf16_dot_ref(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed, size_t N,
-                                   const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode,
-                                   const float *gamma, dino_activation act) {
-    size_t pairs = (K + 1) / 2;
+void dino_gemm_packed_bf16_dot_ref(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed,
+                                   size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                                   dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
     for (size_t m = 0; m < M; m++) {
         for (size_t n = 0; n < N; n++) {
             double acc = 0;
-            for (size_t k = 0; k < K; k++) acc += (double)x_bf16(x, ldx, m, k) * packed_weight(packed, pairs, n, k);
+            for (size_t k = 0; k < K; k++) acc += (double)x_bf16(x, ldx, m, k) * packed_weight(packed, panel_stride, n, k);
             float v = (float)acc + (bias ? bias[n] : 0.0f);
             if (mode == DINO_GEMM_ACTIVATION) v = dino_activation_scalar(v, act);
             if (mode == DINO_GEMM_RESIDUAL) out[m * ldo + n] += gamma ? gamma[n] * v : v;
@@ -178,8 +193,8 @@ static void finish_tile(float tile[DOT_ROWS][32], size_t rows, size_t valid, flo
 }
 
 void dino_gemm_packed_bf16_dot_model(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed,
-                          size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode,
-                          const float *gamma, dino_activation act) {
+                                     size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                                     dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
     if (M == 0 || N == 0) return;
     size_t pairs = (K + 1) / 2, panels = (N + 15) / 16;
     size_t tiles = (M + DOT_ROWS - 1) / DOT_ROWS;
@@ -190,7 +205,7 @@ void dino_gemm_packed_bf16_dot_model(const float *x, size_t ldx, size_t M, size_
         // No memory for the converted rows: the reference needs none.
         free(rows);
         free(bits);
-        dino_gemm_packed_bf16_dot_ref(x, ldx, M, K, packed, N, bias, out, ldo, mode, gamma, act);
+        dino_gemm_packed_bf16_dot_ref(x, ldx, M, K, packed, panel_stride, N, bias, out, ldo, mode, gamma, act);
         return;
     }
     float tile[DOT_ROWS][32];
@@ -201,9 +216,9 @@ void dino_gemm_packed_bf16_dot_model(const float *x, size_t ldx, size_t M, size_
             convert_tile(x, ldx, m0, M - m0 < DOT_ROWS ? M - m0 : DOT_ROWS, K, bits, rows + (t - t0) * pairs * DOT_ROWS);
         }
         for (size_t p = 0; p < panels; p += 2) {
-            const uint32_t *panel0 = packed + p * pairs * 16;
+            const uint32_t *panel0 = packed + p * panel_stride;
             // A last odd panel runs against itself; only its own columns are stored.
-            const uint32_t *panel1 = p + 1 < panels ? panel0 + pairs * 16 : panel0;
+            const uint32_t *panel1 = p + 1 < panels ? panel0 + panel_stride : panel0;
             size_t n0 = p * 16;
             size_t valid = N - n0 < 32 ? N - n0 : 32;
             for (size_t t = t0; t < t1; t++) {
@@ -222,14 +237,20 @@ int dino_gemm_bf16_dot_uses_avx512(void) {
     return dino_kernels_active_isa() == DINO_ISA_AVX512 && dino_kernels_cpu_has_avx512bf16();
 }
 
-void dino_gemm_packed_bf16_dot(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed, size_t N,
-                               const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
-                               dino_activation act) {
+void dino_gemm_packed_bf16_dot_strided(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed,
+                                       size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                                       dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
     if (dino_gemm_bf16_dot_uses_avx512()) {
-        dino_gemm_packed_bf16_dot_avx512(x, ldx, M, K, packed, N, bias, out, ldo, mode, gamma, act);
+        dino_gemm_packed_bf16_dot_avx512(x, ldx, M, K, packed, panel_stride, N, bias, out, ldo, mode, gamma, act);
         return;
     }
 #endif
-    dino_gemm_packed_bf16_dot_model(x, ldx, M, K, packed, N, bias, out, ldo, mode, gamma, act);
+    dino_gemm_packed_bf16_dot_model(x, ldx, M, K, packed, panel_stride, N, bias, out, ldo, mode, gamma, act);
+}
+
+void dino_gemm_packed_bf16_dot(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed, size_t N,
+                               const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
+                               dino_activation act) {
+    dino_gemm_packed_bf16_dot_strided(x, ldx, M, K, packed, (K + 1) / 2 * 16, N, bias, out, ldo, mode, gamma, act);
 }

@@ -171,7 +171,8 @@ static ALWAYS_INLINE DINO_AVX512 void gemm_avx512(const int rows, const int pane
             dino_gemm_packed_bf16_ref(x, ldx, M, K, (const uint16_t *)packed, panel_stride_bytes / 2, N, bias, out, ldo,
                                       mode, gamma, act);
         else
-            dino_gemm_packed_bf16_dot_model(x, ldx, M, K, (const uint32_t *)packed, N, bias, out, ldo, mode, gamma, act);
+            dino_gemm_packed_bf16_dot_model(x, ldx, M, K, (const uint32_t *)packed, panel_stride_bytes / 4, N, bias, out,
+                                            ldo, mode, gamma, act);
         return;
     }
     const size_t sb = step_bytes(kind);
@@ -277,10 +278,56 @@ DINO_AVX512 void dino_gemm_packed_bf16_avx512(const float *x, size_t ldx, size_t
 }
 
 DINO_AVX512 void dino_gemm_packed_bf16_dot_avx512(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed,
-                                                  size_t N, const float *bias, float *out, size_t ldo,
-                                                  dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
+                                                  size_t panel_stride, size_t N, const float *bias, float *out,
+                                                  size_t ldo, dino_gemm_epilogue mode, const float *gamma,
+                                                  dino_activation act) {
     gemm_avx512(TILE_ROWS, TILE_PANELS, WEIGHTS_BF16_DOT, x, ldx, M, K, (const char *)packed,
-                (K + 1) / 2 * 16 * sizeof(uint32_t), N, bias, out, ldo, mode, gamma, act);
+                panel_stride * sizeof(uint32_t), N, bias, out, ldo, mode, gamma, act);
+}
+
+// The K-pair panels of dino_pack_strided_bf16_dot for the two layouts attention packs. Keys
+// (stride_k 1): 16 rows of 32 steps are rounded into 16 x 16 pairs and transposed as floats (the
+// transpose moves 32-bit lanes, bits untouched). Values (stride_n 1): steps 2k and 2k + 1 are two
+// rows of 16 columns, rounded and interleaved. Rounding as dino_f32_to_bf16_ref.
+DINO_AVX512 void dino_pack_strided_bf16_dot_avx512(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k,
+                                                   uint32_t *packed) {
+    size_t pairs = (K + 1) / 2;
+    for (size_t p = 0; p < (N + 15) / 16; p++) {
+        uint32_t *panel = packed + p * pairs * 16;
+        size_t valid = N - p * 16 < 16 ? N - p * 16 : 16;
+        __mmask16 columns = tail_mask16(valid);
+        if (stride_n == 1) {
+            const float *src = w + p * 16;
+            for (size_t k = 0; k < pairs; k++) {
+                __m512i low = _mm512_cvtepu16_epi32(bf16_round16(load16(src + 2 * k * stride_k, columns, valid)));
+                __m512i high = 2 * k + 1 < K
+                                   ? _mm512_cvtepu16_epi32(bf16_round16(load16(src + (2 * k + 1) * stride_k, columns, valid)))
+                                   : _mm512_setzero_si512();
+                _mm512_storeu_si512(panel + k * 16, _mm512_or_si512(low, _mm512_slli_epi32(high, 16)));
+            }
+            continue;
+        }
+        const float *src = w + p * 16 * stride_n;
+        for (size_t k0 = 0; k0 < pairs; k0 += 16) {
+            // Rows of 16 pairs (32 steps), zero past N and K, then one 16 x 16 transpose.
+            uint32_t rows[16][16], block[16][16];
+            size_t left = K - 2 * k0;
+            for (size_t j = 0; j < 16; j++) {
+                if (j >= valid) {
+                    _mm512_storeu_si512(rows[j], _mm512_setzero_si512());
+                    continue;
+                }
+                const float *row = src + j * stride_n + 2 * k0;
+                __m256i low = bf16_round16(load16(row, tail_mask16(left), left));
+                __m256i high = bf16_round16(left > 16 ? load16(row + 16, tail_mask16(left - 16), left - 16) : _mm512_setzero_ps());
+                _mm512_storeu_si512(rows[j], _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1));
+            }
+            size_t count = pairs - k0 < 16 ? pairs - k0 : 16;
+            float *target = count == 16 ? (float *)(panel + k0 * 16) : (float *)block;
+            dino_transpose_panel_avx512((const float *)rows, 16, 16, target);
+            if (count < 16) memcpy(panel + k0 * 16, block, count * 16 * sizeof(uint32_t));
+        }
+    }
 }
 
 #endif

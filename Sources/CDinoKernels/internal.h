@@ -41,10 +41,13 @@ void dino_gemm_packed_avx512(const float *x, size_t ldx, size_t M, size_t K, con
 void dino_gemm_packed_bf16_avx512(const float *x, size_t ldx, size_t M, size_t K, const uint16_t *packed,
                                   size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
                                   dino_gemm_epilogue mode, const float *gamma, dino_activation act);
-/// The GEMM with bfloat16 dot products on AVX512-BF16 (see dino_gemm_packed_bf16_dot).
-void dino_gemm_packed_bf16_dot_avx512(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed, size_t N,
-                                      const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode,
-                                      const float *gamma, dino_activation act);
+/// The GEMM with bfloat16 dot products on AVX512-BF16 (see dino_gemm_packed_bf16_dot_strided).
+void dino_gemm_packed_bf16_dot_avx512(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed,
+                                      size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                                      dino_gemm_epilogue mode, const float *gamma, dino_activation act);
+/// dino_pack_strided_bf16_dot for stride_k == 1 or stride_n == 1, with AVX-512.
+void dino_pack_strided_bf16_dot_avx512(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k,
+                                       uint32_t *packed);
 size_t dino_transpose_panel_avx512(const float *rows, size_t stride, size_t K, float *panel);
 void dino_f16_to_f32_avx512(const uint16_t *src, float *dst, size_t N);
 void dino_bf16_to_f32_avx512(const uint16_t *src, float *dst, size_t N);

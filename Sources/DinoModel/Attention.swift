@@ -12,6 +12,9 @@ struct AttentionKernel {
     let heads: Int
     let headDim: Int
     let threads: Int
+    /// Whether the streaming products round q, k, the probabilities and v to bfloat16 and sum
+    /// them with dot products (`BFloat16Products.dotProducts`), as the model's linear layers do.
+    let dotProducts: Bool
 
     /// Query rows per tile of the streaming path.
     static func queryBlock(tokens n: Int) -> Int { min(n, packedKernelsActive ? 120 : 256) }
@@ -72,32 +75,56 @@ struct AttentionKernel {
         let (n, d, c) = (tokens, headDim, width)
         let bq = Self.queryBlock(tokens: n), bk = Self.keyBlock(tokens: n)
         let keysSize = dino_packed_weight_count(n, d), perThread = Self.packedHead(tokens: n, headDim: d)
+        // bfloat16 K-pair panels take half the floats of the float32 ones, in the same buffers.
+        let keyPanelStride = (d + 1) / 2 * 16, valuePanelStride = (n + 1) / 2 * 16
         ComputeThreads.parallelFor(batch * heads, threads: threads, granularity: 1, minimumPerPart: 1) { part, pairs in
             let tile = workspace.scores + part * bq * bk
             let rowMax = workspace.rowMax + part * bq, rowSum = workspace.rowSum + part * bq
             let keys = workspace.packedHeads + part * perThread, values = keys + keysSize
             let queries = values + dino_packed_weight_count(d, n)
-            for pair in pairs {
-                let (i, head) = (pair / heads, pair % heads)
-                let base = qkv + i * n * 3 * c + head * d
-                dino_pack_strided(base + c, n, d, 3 * c, 1, keys)
-                dino_pack_strided(base + 2 * c, d, n, 1, 3 * c, values)
-                for first in stride(from: 0, to: n, by: bq) {
-                    let rows = min(bq, n - first)
-                    for r in 0..<rows { (queries + r * d).update(from: base + (first + r) * 3 * c, count: d) }
-                    let o = out + (i * n + first) * c + head * d
-                    rowMax.update(repeating: -.infinity, count: rows)
-                    rowSum.update(repeating: 0, count: rows)
-                    for r in 0..<rows { (o + r * c).update(repeating: 0, count: d) }
-                    for key in stride(from: 0, to: n, by: bk) {
-                        let columns = min(bk, n - key)
-                        dino_gemm_packed_strided(queries, d, rows, d, keys + key * d, 16 * d, columns, nil, tile, bk,
-                                                 DINO_GEMM_STORE, nil, DINO_ACT_GELU)
-                        dino_online_softmax_block(tile, bk, rows, columns, scale, rowMax, rowSum, o, c, d)
-                        dino_gemm_packed_strided(tile, bk, rows, columns, values + key * 16, 16 * n, d, nil, o, c,
-                                                 DINO_GEMM_RESIDUAL, nil, DINO_ACT_GELU)
+            keys.withMemoryRebound(to: UInt32.self, capacity: keysSize) { keysDot in
+                values.withMemoryRebound(to: UInt32.self, capacity: dino_packed_weight_count(d, n)) { valuesDot in
+                    for pair in pairs {
+                        let (i, head) = (pair / heads, pair % heads)
+                        let base = qkv + i * n * 3 * c + head * d
+                        if dotProducts {
+                            dino_pack_strided_bf16_dot(base + c, n, d, 3 * c, 1, keysDot)
+                            dino_pack_strided_bf16_dot(base + 2 * c, d, n, 1, 3 * c, valuesDot)
+                        } else {
+                            dino_pack_strided(base + c, n, d, 3 * c, 1, keys)
+                            dino_pack_strided(base + 2 * c, d, n, 1, 3 * c, values)
+                        }
+                        for first in stride(from: 0, to: n, by: bq) {
+                            let rows = min(bq, n - first)
+                            for r in 0..<rows { (queries + r * d).update(from: base + (first + r) * 3 * c, count: d) }
+                            let o = out + (i * n + first) * c + head * d
+                            rowMax.update(repeating: -.infinity, count: rows)
+                            rowSum.update(repeating: 0, count: rows)
+                            for r in 0..<rows { (o + r * c).update(repeating: 0, count: d) }
+                            for key in stride(from: 0, to: n, by: bk) {
+                                let columns = min(bk, n - key)
+                                // Key blocks start at multiples of 16 keys (a panel) and of 2 (a pair of values).
+                                if dotProducts {
+                                    dino_gemm_packed_bf16_dot_strided(queries, d, rows, d, keysDot + key / 16 * keyPanelStride,
+                                                                      keyPanelStride, columns, nil, tile, bk, DINO_GEMM_STORE, nil,
+                                                                      DINO_ACT_GELU)
+                                } else {
+                                    dino_gemm_packed_strided(queries, d, rows, d, keys + key * d, 16 * d, columns, nil, tile, bk,
+                                                             DINO_GEMM_STORE, nil, DINO_ACT_GELU)
+                                }
+                                dino_online_softmax_block(tile, bk, rows, columns, scale, rowMax, rowSum, o, c, d)
+                                if dotProducts {
+                                    dino_gemm_packed_bf16_dot_strided(tile, bk, rows, columns, valuesDot + key / 2 * 16,
+                                                                      valuePanelStride, d, nil, o, c, DINO_GEMM_RESIDUAL, nil,
+                                                                      DINO_ACT_GELU)
+                                } else {
+                                    dino_gemm_packed_strided(tile, bk, rows, columns, values + key * 16, 16 * n, d, nil, o, c,
+                                                             DINO_GEMM_RESIDUAL, nil, DINO_ACT_GELU)
+                                }
+                            }
+                            dino_divide_rows(o, c, rows, d, rowSum)
+                        }
                     }
-                    dino_divide_rows(o, c, rows, d, rowSum)
                 }
             }
         }

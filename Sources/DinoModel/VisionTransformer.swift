@@ -357,7 +357,8 @@ public final class VisionTransformer: Sendable {
         capture(0)
 
         var attentionMaps: [Int: Tensor] = [:]
-        let attention = AttentionKernel(batch: b, tokens: n, heads: heads, headDim: d, threads: threads)
+        let attention = AttentionKernel(batch: b, tokens: n, heads: heads, headDim: d, threads: threads,
+                                        dotProducts: bf16Products == .dotProducts)
         var qkvMaps: [Int: Tensor] = [:]
         let eps = Float(cfg.layerNormEps)
         for (index, block) in weights.blocks.enumerated() {

@@ -20,8 +20,9 @@ public enum BFloat16Products: String, Sendable, Equatable, CaseIterable {
     /// activations: only the weights are rounded, and the speed is about fp32's (the forward is
     /// not limited by weight traffic).
     case widened
-    /// The activations are rounded to bfloat16 too, and pairs of products are summed into float32
-    /// by AVX512-BF16's `VDPBF16PS`: twice the products per instruction of a float32 FMA. On a CPU
+    /// The activations are rounded to bfloat16 too (the inputs of every GEMM, attention's q·kᵀ and
+    /// p·v included, except with the portable kernels), and pairs of products are summed into
+    /// float32 by AVX512-BF16's `VDPBF16PS`: twice the products per instruction of a float32 FMA. On a CPU
     /// without AVX512-BF16 the same arithmetic runs through a portable model of the instruction,
     /// which is slow: that is for measuring its accuracy, not for use.
     case dotProducts

@@ -166,16 +166,26 @@ int dino_kernels_cpu_has_avx512bf16(void);
 int dino_gemm_bf16_dot_uses_avx512(void);
 size_t dino_packed_weight_count_bf16_dot(size_t N, size_t K);
 void dino_pack_weight_bf16_dot(const float *w, size_t N, size_t K, uint32_t *packed);
+// Packs any strided N x K matrix the same way: element (n, k) at w[n * stride_n + k * stride_k]
+// (attention packs one head's keys as [keys, D] and its values transposed as [D, keys]).
+void dino_pack_strided_bf16_dot(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k, uint32_t *packed);
+void dino_pack_strided_bf16_dot_ref(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k,
+                                    uint32_t *packed);
 void dino_unpack_weight_bf16_dot(const uint32_t *packed, size_t N, size_t K, float *w);
 void dino_gemm_packed_bf16_dot(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed, size_t N,
                                const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
                                dino_activation act);
-void dino_gemm_packed_bf16_dot_model(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed, size_t N,
-                                     const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode,
-                                     const float *gamma, dino_activation act);
-void dino_gemm_packed_bf16_dot_ref(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed, size_t N,
-                                   const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode,
-                                   const float *gamma, dino_activation act);
+// As dino_gemm_packed_bf16_dot with the panels panel_stride lanes apart ((K + 1) / 2 * 16 when
+// packed whole; a slice of a wider packed matrix keeps the wider stride, and starts at an even K).
+void dino_gemm_packed_bf16_dot_strided(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed,
+                                       size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                                       dino_gemm_epilogue mode, const float *gamma, dino_activation act);
+void dino_gemm_packed_bf16_dot_model(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed,
+                                     size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                                     dino_gemm_epilogue mode, const float *gamma, dino_activation act);
+void dino_gemm_packed_bf16_dot_ref(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed,
+                                   size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                                   dino_gemm_epilogue mode, const float *gamma, dino_activation act);
 
 // --- FMA peak ----------------------------------------------------------------------------
 // Runs `iterations` steps of 12 independent FMAs (no loads) on vectors of `isa` (8 floats for

@@ -361,32 +361,15 @@ def ensure_onnx(config: BenchConfig, model, pixel_values: torch.Tensor, director
     print(f"  onnx:    exporting {path.name} (torch.onnx.export, {how}) ...", flush=True)
     start = time.perf_counter()
     try:
+        common = {"input_names": ["pixel_values"], "output_names": ["last_hidden_state"]}
         with torch.no_grad():
             if frozen:
                 export_model = freeze_position_table(load_torch_model(directory), pixel_values)
-                torch.onnx.export(
-                    LastHiddenState(export_model).eval(),
-                    (pixel_values,),
-                    str(path),
-                    input_names=["pixel_values"],
-                    output_names=["last_hidden_state"],
-                    opset_version=TORCHSCRIPT_OPSET,
-                    dynamo=False,
-                    do_constant_folding=True,
-                )
+                torch.onnx.export(LastHiddenState(export_model).eval(), (pixel_values,), str(path), **common,
+                                  opset_version=TORCHSCRIPT_OPSET, dynamo=False, do_constant_folding=True)
             else:
-                torch.onnx.export(
-                    LastHiddenState(model).eval(),
-                    (pixel_values,),
-                    str(path),
-                    input_names=["pixel_values"],
-                    output_names=["last_hidden_state"],
-                    opset_version=opset,
-                    dynamo=True,
-                    external_data=True,
-                    optimize=True,
-                    verbose=False,
-                )
+                torch.onnx.export(LastHiddenState(model).eval(), (pixel_values,), str(path), **common, opset_version=opset,
+                                  dynamo=True, external_data=True, optimize=True, verbose=False)
     except BaseException:
         for leftover in (path, path.with_name(path.name + ".data")):
             leftover.unlink(missing_ok=True)

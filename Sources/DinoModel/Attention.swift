@@ -98,9 +98,7 @@ struct AttentionKernel {
                             let rows = min(bq, n - first)
                             for r in 0..<rows { (queries + r * d).update(from: base + (first + r) * 3 * c, count: d) }
                             let o = out + (i * n + first) * c + head * d
-                            rowMax.update(repeating: -.infinity, count: rows)
-                            rowSum.update(repeating: 0, count: rows)
-                            for r in 0..<rows { (o + r * c).update(repeating: 0, count: d) }
+                            startBlock(rows: rows, output: o, rowMax: rowMax, rowSum: rowSum)
                             for key in stride(from: 0, to: n, by: bk) {
                                 let columns = min(bk, n - key)
                                 // Key blocks start at multiples of 16 keys (a panel) and of 2 (a pair of values).
@@ -130,6 +128,15 @@ struct AttentionKernel {
         }
     }
 
+    /// Starts the online softmax of a block of `rows` queries: running max -inf, sum and output
+    /// (`[rows, D]`, row stride C) zero.
+    private func startBlock(rows: Int, output: UnsafeMutablePointer<Float>, rowMax: UnsafeMutablePointer<Float>,
+                            rowSum: UnsafeMutablePointer<Float>) {
+        rowMax.update(repeating: -.infinity, count: rows)
+        rowSum.update(repeating: 0, count: rows)
+        for r in 0..<rows { (output + r * width).update(repeating: 0, count: headDim) }
+    }
+
     /// The streaming attention on OpenBLAS, for CPUs without the packed kernels.
     private func streamingBLAS(qkv: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, workspace: Workspace) {
         let (n, d, c) = (tokens, headDim, width)
@@ -144,9 +151,7 @@ struct AttentionKernel {
                 let first = block * bq, rows = min(bq, n - first)
                 let q = qkv + (i * n + first) * 3 * c + head * d
                 let o = out + (i * n + first) * c + head * d
-                rowMax.update(repeating: -.infinity, count: rows)
-                rowSum.update(repeating: 0, count: rows)
-                for r in 0..<rows { (o + r * c).update(repeating: 0, count: d) }
+                startBlock(rows: rows, output: o, rowMax: rowMax, rowSum: rowSum)
                 for key in stride(from: 0, to: n, by: bk) {
                     let columns = min(bk, n - key)
                     let k = qkv + (i * n + key) * 3 * c + c + head * d

@@ -79,16 +79,19 @@ public struct ForwardBenchmark: Sendable {
                 return 2 * Double(m) * Double(n) * Double(k) / median / 1e9
             }
         }
-        let split = time { weights.apply(a, rows: m, into: $0, threads: threads) }
-        _ = ComputeThreads.singleThreadedBLAS
-        openblas_set_num_threads(Int32(threads))
-        let native = time { sgemm(transposeB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: weights.weight, ldb: k, beta: 0, c: $0, ldc: n) }
-        openblas_set_num_threads(1)
+        // OpenBLAS's own threads spin for a while after its last call and take the cores from
+        // whatever runs next (the packed kernel at a third of its rate in some processes, Zen 4),
+        // so they run last.
         var packedRate: Double? = nil
         if packedKernelsActive {
             let packedWeights = weights.packedForGEMM()
             packedRate = time { packedWeights.apply(a, rows: m, into: $0, threads: threads) }
         }
+        let split = time { weights.apply(a, rows: m, into: $0, threads: threads) }
+        _ = ComputeThreads.singleThreadedBLAS
+        openblas_set_num_threads(Int32(threads))
+        let native = time { sgemm(transposeB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: weights.weight, ldb: k, beta: 0, c: $0, ldc: n) }
+        openblas_set_num_threads(1)
         return (split, native, packedRate)
     }
 
@@ -123,14 +126,16 @@ public struct ForwardBenchmark: Sendable {
     /// shape, `fma_peak_gflops` (the FMA loop of the active instruction set on the same threads)
     /// and, where that is AVX-512, `fma_peak_gflops_avx2` beside it, for the JSON report.
     public static func gemmReport(_ model: VisionTransformer, batch: Int, height: Int, width: Int, threads: Int) -> [String: Double] {
-        let (m, n, k) = largestGEMM(model, batch: batch, height: height, width: width)
-        let rate = gemmRate(m: m, n: n, k: k, threads: threads)
-        var report = ["gemm_gflops": rate.rowSplit, "gemm_gflops_openblas": rate.openBLASThreads,
-                      "gemm_m": Double(m), "gemm_n": Double(n), "gemm_k": Double(k)]
-        if let packed = rate.packed { report["gemm_gflops_packed"] = packed }
+        var report: [String: Double] = [:]
+        // The FMA loops first: OpenBLAS's threads, which gemmRate runs last, spin for a while after.
         let isa = dino_kernels_active_isa()
         if let peak = fmaPeak(isa: isa, threads: threads) { report["fma_peak_gflops"] = peak }
         if isa == DINO_ISA_AVX512, let peak = fmaPeak(isa: DINO_ISA_AVX2, threads: threads) { report["fma_peak_gflops_avx2"] = peak }
+        let (m, n, k) = largestGEMM(model, batch: batch, height: height, width: width)
+        let rate = gemmRate(m: m, n: n, k: k, threads: threads)
+        report.merge(["gemm_gflops": rate.rowSplit, "gemm_gflops_openblas": rate.openBLASThreads,
+                      "gemm_m": Double(m), "gemm_n": Double(n), "gemm_k": Double(k)]) { $1 }
+        if let packed = rate.packed { report["gemm_gflops_packed"] = packed }
         return report
     }
 

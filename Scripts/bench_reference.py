@@ -979,7 +979,7 @@ def main() -> int:
                   f"{percent(gemm, 7)}{percent(share, 6)}{percent(need, 11)}")  # fmt: skip
         print("  ORT: the frozen fixed-size export (ratios against it); fp32/bf16: bf16's speed-up; %GEMM: the")
         print("  forward's share of the best sgemm rate on the largest GEMM; %pk: share of the FMA peak;")
-        print("  %pk: share of the FMA peak; PT tgt: the Swift/PyTorch target's rate at PyTorch's median")
+        print("  PT tgt: the Swift/PyTorch target's rate at PyTorch's median, as a share of the FMA peak")
 
     if args.json is not None:
         document = {

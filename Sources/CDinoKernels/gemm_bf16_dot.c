@@ -1,6 +1,7 @@
-// GEMM with bfloat16 weights and bfloat16 dot products: AVX512-BF16's VDPBF16PS where the CPU
-// has it, and a portable model of that instruction everywhere else (the tests run the same loop
-// through it on CPUs without AVX512-BF16). See dino_kernels.h for the layout and the arithmetic.
+// GEMM with bfloat16 weights and bfloat16 dot products: the packing, the reference, and a
+// portable model of AVX512-BF16's VDPBF16PS that runs everywhere else (the tests compare it with
+// the definition, and the AVX-512 kernel of gemm_packed_avx512.c with it). See dino_kernels.h for
+// the layout and the arithmetic.
 #include "internal.h"
 
 #include <float.h>
@@ -8,11 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Rows of one tile: 12 rows x 2 zmm accumulators = 24 of the 32 zmm registers, leaving room for
-// the two panel vectors and the broadcast.
+// Rows of one tile of the model. Each output is a sum over K in order whatever the tile, so this
+// only sets how the model walks the matrix.
 #define DOT_ROWS 12
-// Rows whose bfloat16 pairs are converted together and then meet every panel (as MC in
-// gemm_packed.c).
+// Rows whose bfloat16 pairs are converted together and then meet every panel.
 #define DOT_BLOCK_TILES 16
 
 static inline uint32_t bf16_pair(uint16_t low, uint16_t high) { return (uint32_t)low | (uint32_t)high << 16; }
@@ -26,30 +26,46 @@ static inline float bf16_value(uint16_t bits) {
 
 size_t dino_packed_weight_count_bf16_dot(size_t N, size_t K) { return (N + 15) / 16 * 16 * ((K + 1) / 2); }
 
-void dino_pack_weight_bf16_dot(const float *w, size_t N, size_t K, uint32_t *packed) {
+void dino_pack_strided_bf16_dot_ref(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k,
+                                    uint32_t *packed) {
     size_t pairs = (K + 1) / 2;
     for (size_t p = 0; p < (N + 15) / 16; p++) {
         for (size_t k = 0; k < pairs; k++) {
             for (size_t j = 0; j < 16; j++) {
                 size_t n = p * 16 + j;
-                float v[2] = {n < N ? w[n * K + 2 * k] : 0.0f, n < N && 2 * k + 1 < K ? w[n * K + 2 * k + 1] : 0.0f};
+                float v[2] = {n < N ? w[n * stride_n + 2 * k * stride_k] : 0.0f,
+                              n < N && 2 * k + 1 < K ? w[n * stride_n + (2 * k + 1) * stride_k] : 0.0f};
                 uint16_t bits[2];
-                dino_f32_to_bf16(v, bits, 2);
+                dino_f32_to_bf16_ref(v, bits, 2);
                 packed[(p * pairs + k) * 16 + j] = bf16_pair(bits[0], bits[1]);
             }
         }
     }
 }
 
-// Weight (n, k) of K-pair panels with `pairs` pairs each.
-static inline float packed_weight(const uint32_t *packed, size_t pairs, size_t n, size_t k) {
-    uint32_t pair = packed[((n / 16) * pairs + k / 2) * 16 + n % 16];
+void dino_pack_strided_bf16_dot(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k, uint32_t *packed) {
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+    if (dino_kernels_active_isa() == DINO_ISA_AVX512 && (stride_k == 1 || stride_n == 1)) {
+        dino_pack_strided_bf16_dot_avx512(w, N, K, stride_n, stride_k, packed);
+        return;
+    }
+#endif
+    dino_pack_strided_bf16_dot_ref(w, N, K, stride_n, stride_k, packed);
+}
+
+void dino_pack_weight_bf16_dot(const float *w, size_t N, size_t K, uint32_t *packed) {
+    dino_pack_strided_bf16_dot(w, N, K, K, 1, packed);
+}
+
+// Weight (n, k) of K-pair panels `panel_stride` lanes apart.
+static inline float packed_weight(const uint32_t *packed, size_t panel_stride, size_t n, size_t k) {
+    uint32_t pair = packed[(n / 16) * panel_stride + k / 2 * 16 + n % 16];
     return bf16_value((uint16_t)(k % 2 ? pair >> 16 : pair & 0xFFFFu));
 }
 
 void dino_unpack_weight_bf16_dot(const uint32_t *packed, size_t N, size_t K, float *w) {
     for (size_t n = 0; n < N; n++)
-        for (size_t k = 0; k < K; k++) w[n * K + k] = packed_weight(packed, (K + 1) / 2, n, k);
+        for (size_t k = 0; k < K; k++) w[n * K + k] = packed_weight(packed, (K + 1) / 2 * 16, n, k);
 }
 
 static inline float x_bf16(const float *x, size_t ldx, size_t m, size_t k) {
@@ -58,14 +74,13 @@ static inline float x_bf16(const float *x, size_t ldx, size_t m, size_t k) {
     return bf16_value(bits);
 }
 
-void dino_gemm_packed_bf16_dot_ref(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed, size_t N,
-                                   const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode,
-                                   const float *gamma, dino_activation act) {
-    size_t pairs = (K + 1) / 2;
+void dino_gemm_packed_bf16_dot_ref(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed,
+                                   size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                                   dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
     for (size_t m = 0; m < M; m++) {
         for (size_t n = 0; n < N; n++) {
             double acc = 0;
-            for (size_t k = 0; k < K; k++) acc += (double)x_bf16(x, ldx, m, k) * packed_weight(packed, pairs, n, k);
+            for (size_t k = 0; k < K; k++) acc += (double)x_bf16(x, ldx, m, k) * packed_weight(packed, panel_stride, n, k);
             float v = (float)acc + (bias ? bias[n] : 0.0f);
             if (mode == DINO_GEMM_ACTIVATION) v = dino_activation_scalar(v, act);
             if (mode == DINO_GEMM_RESIDUAL) out[m * ldo + n] += gamma ? gamma[n] * v : v;
@@ -120,93 +135,30 @@ static inline model_f32x16 model_dp(model_f32x16 acc, model_pairs a, model_pairs
     return acc;
 }
 
-#define DOT_NAME dot_tile_model
-#define DOT_ATTRIBUTES
-#define DOT_F32 model_f32x16
-#define DOT_PAIRS model_pairs
-#define DOT_ZERO() model_zero()
-#define DOT_LOAD(p) model_load(p)
-#define DOT_SET1(u) model_set1(u)
-#define DOT_DP(acc, a, b) model_dp(acc, a, b)
-#define DOT_STORE(p, v) model_store(p, v)
-#include "gemm_bf16_dot_tile.inc"
-#undef DOT_NAME
-#undef DOT_ATTRIBUTES
-#undef DOT_F32
-#undef DOT_PAIRS
-#undef DOT_ZERO
-#undef DOT_LOAD
-#undef DOT_SET1
-#undef DOT_DP
-#undef DOT_STORE
-
-// --- AVX512-BF16 ----------------------------------------------------------------------------
-#if defined(__x86_64__) && defined(__clang__)
-#include <immintrin.h>
-#define DOT_AVX512_COMPILED 1
-#define DOT_NAME dot_tile_avx512
-#define DOT_ATTRIBUTES __attribute__((target("avx512f,avx512bf16")))
-#define DOT_F32 __m512
-#define DOT_PAIRS __m512i
-#define DOT_ZERO() _mm512_setzero_ps()
-#define DOT_LOAD(p) _mm512_loadu_si512((const void *)(p))
-#define DOT_SET1(u) _mm512_set1_epi32((int)(u))
-#define DOT_DP(acc, a, b) _mm512_dpbf16_ps(acc, (__m512bh)(a), (__m512bh)(b))
-#define DOT_STORE(p, v) _mm512_storeu_ps(p, v)
-#include "gemm_bf16_dot_tile.inc"
-#else
-#define DOT_AVX512_COMPILED 0
-#endif
-
-#if DOT_AVX512_COMPILED
-#include <cpuid.h>
-
-// Bit `bit` of register `reg` (0 EAX, 1 EBX, 2 ECX, 3 EDX) of CPUID leaf/subleaf; 0 past the
-// CPU's last leaf.
-static int cpuid_bit(unsigned leaf, unsigned subleaf, int reg, int bit) {
-    unsigned r[4];
-    if (!__get_cpuid_count(leaf, subleaf, &r[0], &r[1], &r[2], &r[3])) return 0;
-    return (int)((r[reg] >> bit) & 1u);
+// The raw products of one tile: DOT_ROWS rows of x, as bfloat16 pairs interleaved by row
+// (`rows[k * DOT_ROWS + r]` holds x[r][2k] in its low half and x[r][2k + 1] in its high half),
+// against two panels of 16 columns (`panel0`, `panel1`, `pairs` x 16 lanes each), into
+// tile[DOT_ROWS][32], summing the pairs in order of K as the AVX-512 kernel does.
+static void dot_tile_model(const uint32_t *rows, size_t pairs, const uint32_t *panel0, const uint32_t *panel1,
+                           float tile[DOT_ROWS][32]) {
+    model_f32x16 acc[DOT_ROWS][2];
+    for (int r = 0; r < DOT_ROWS; r++) acc[r][0] = acc[r][1] = model_zero();
+    for (size_t k = 0; k < pairs; k++) {
+        model_pairs b0 = model_load(panel0 + k * 16), b1 = model_load(panel1 + k * 16);
+        for (int r = 0; r < DOT_ROWS; r++) {
+            model_pairs v = model_set1(rows[k * DOT_ROWS + r]);
+            acc[r][0] = model_dp(acc[r][0], v, b0);
+            acc[r][1] = model_dp(acc[r][1], v, b1);
+        }
+    }
+    for (int r = 0; r < DOT_ROWS; r++) {
+        model_store(tile[r], acc[r][0]);
+        model_store(tile[r] + 16, acc[r][1]);
+    }
 }
 
-static unsigned long long read_xcr0(void) {
-    unsigned eax, edx;
-    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
-    return (unsigned long long)edx << 32 | eax;
-}
-#endif
-
-// Read from CPUID directly rather than through __builtin_cpu_supports, whose feature bits live
-// in whichever runtime library (compiler-rt or libgcc) the binary links.
-static int detect_avx512bf16(void) {
-#if DOT_AVX512_COMPILED
-    // The OS must save the AVX-512 state: XCR0 bits 1-2 (SSE, AVX) and 5-7 (opmask, ZMM_Hi256,
-    // Hi16_ZMM), readable once CPUID.1:ECX.OSXSAVE[27] says XGETBV is enabled.
-    if (!cpuid_bit(1, 0, 2, 27) || (read_xcr0() & 0xE6) != 0xE6) return 0;
-    unsigned r[4];
-    // AVX512F is CPUID.(7,0):EBX[16]; AVX512_BF16 is CPUID.(7,1):EAX[5], present when (7,0):EAX >= 1.
-    if (!__get_cpuid_count(7, 0, &r[0], &r[1], &r[2], &r[3]) || r[0] < 1) return 0;
-    return cpuid_bit(7, 0, 1, 16) && cpuid_bit(7, 1, 0, 5);
-#else
-    return 0;
-#endif
-}
-
-// -1 until first asked. Every GEMM call asks, and CPUID traps to the hypervisor in a VM, so the
-// answer is read once; races only ever store the same value.
-static volatile int has_avx512bf16 = -1;
-
-int dino_kernels_cpu_has_avx512bf16(void) {
-    int known = has_avx512bf16;
-    if (known < 0) has_avx512bf16 = known = detect_avx512bf16();
-    return known;
-}
-
-typedef void (*dot_tile_fn)(const uint32_t *rows, size_t pairs, const uint32_t *panel0, const uint32_t *panel1,
-                            float tile[DOT_ROWS][32]);
-
-// Rows [m0, m0 + count) of x, rounded to bfloat16, into one tile's layout (see
-// gemm_bf16_dot_tile.inc); rows past count are zero. `bits` holds K + 1 values.
+// Rows [m0, m0 + count) of x, rounded to bfloat16, into one tile's layout (see dot_tile_model);
+// rows past count are zero. `bits` holds K + 1 values.
 static void convert_tile(const float *x, size_t ldx, size_t m0, size_t count, size_t K, uint16_t *bits,
                          uint32_t *tile) {
     size_t pairs = (K + 1) / 2;
@@ -240,9 +192,9 @@ static void finish_tile(float tile[DOT_ROWS][32], size_t rows, size_t valid, flo
     }
 }
 
-static void gemm_bf16_dot(dot_tile_fn tile_fn, const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed,
-                          size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode,
-                          const float *gamma, dino_activation act) {
+void dino_gemm_packed_bf16_dot_model(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed,
+                                     size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                                     dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
     if (M == 0 || N == 0) return;
     size_t pairs = (K + 1) / 2, panels = (N + 15) / 16;
     size_t tiles = (M + DOT_ROWS - 1) / DOT_ROWS;
@@ -253,7 +205,7 @@ static void gemm_bf16_dot(dot_tile_fn tile_fn, const float *x, size_t ldx, size_
         // No memory for the converted rows: the reference needs none.
         free(rows);
         free(bits);
-        dino_gemm_packed_bf16_dot_ref(x, ldx, M, K, packed, N, bias, out, ldo, mode, gamma, act);
+        dino_gemm_packed_bf16_dot_ref(x, ldx, M, K, packed, panel_stride, N, bias, out, ldo, mode, gamma, act);
         return;
     }
     float tile[DOT_ROWS][32];
@@ -264,14 +216,14 @@ static void gemm_bf16_dot(dot_tile_fn tile_fn, const float *x, size_t ldx, size_
             convert_tile(x, ldx, m0, M - m0 < DOT_ROWS ? M - m0 : DOT_ROWS, K, bits, rows + (t - t0) * pairs * DOT_ROWS);
         }
         for (size_t p = 0; p < panels; p += 2) {
-            const uint32_t *panel0 = packed + p * pairs * 16;
+            const uint32_t *panel0 = packed + p * panel_stride;
             // A last odd panel runs against itself; only its own columns are stored.
-            const uint32_t *panel1 = p + 1 < panels ? panel0 + pairs * 16 : panel0;
+            const uint32_t *panel1 = p + 1 < panels ? panel0 + panel_stride : panel0;
             size_t n0 = p * 16;
             size_t valid = N - n0 < 32 ? N - n0 : 32;
             for (size_t t = t0; t < t1; t++) {
                 size_t m0 = t * DOT_ROWS;
-                tile_fn(rows + (t - t0) * pairs * DOT_ROWS, pairs, panel0, panel1, tile);
+                dot_tile_model(rows + (t - t0) * pairs * DOT_ROWS, pairs, panel0, panel1, tile);
                 finish_tile(tile, M - m0 < DOT_ROWS ? M - m0 : DOT_ROWS, valid, out + m0 * ldo + n0, ldo,
                             bias ? bias + n0 : NULL, mode, gamma ? gamma + n0 : NULL, act);
             }
@@ -281,24 +233,24 @@ static void gemm_bf16_dot(dot_tile_fn tile_fn, const float *x, size_t ldx, size_
     free(bits);
 }
 
-void dino_gemm_packed_bf16_dot_model(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed, size_t N,
-                                     const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode,
-                                     const float *gamma, dino_activation act) {
-    gemm_bf16_dot(dot_tile_model, x, ldx, M, K, packed, N, bias, out, ldo, mode, gamma, act);
+int dino_gemm_bf16_dot_uses_avx512(void) {
+    return dino_kernels_active_isa() == DINO_ISA_AVX512 && dino_kernels_cpu_has_avx512bf16();
 }
 
-int dino_gemm_bf16_dot_uses_avx512(void) {
-    return DOT_AVX512_COMPILED && dino_kernels_active_isa() != DINO_ISA_PORTABLE && dino_kernels_cpu_has_avx512bf16();
+void dino_gemm_packed_bf16_dot_strided(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed,
+                                       size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                                       dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+    if (dino_gemm_bf16_dot_uses_avx512()) {
+        dino_gemm_packed_bf16_dot_avx512(x, ldx, M, K, packed, panel_stride, N, bias, out, ldo, mode, gamma, act);
+        return;
+    }
+#endif
+    dino_gemm_packed_bf16_dot_model(x, ldx, M, K, packed, panel_stride, N, bias, out, ldo, mode, gamma, act);
 }
 
 void dino_gemm_packed_bf16_dot(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed, size_t N,
                                const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
                                dino_activation act) {
-#if DOT_AVX512_COMPILED
-    if (dino_gemm_bf16_dot_uses_avx512()) {
-        gemm_bf16_dot(dot_tile_avx512, x, ldx, M, K, packed, N, bias, out, ldo, mode, gamma, act);
-        return;
-    }
-#endif
-    gemm_bf16_dot(dot_tile_model, x, ldx, M, K, packed, N, bias, out, ldo, mode, gamma, act);
+    dino_gemm_packed_bf16_dot_strided(x, ldx, M, K, packed, (K + 1) / 2 * 16, N, bias, out, ldo, mode, gamma, act);
 }

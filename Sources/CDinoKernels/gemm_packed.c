@@ -27,13 +27,15 @@ void dino_pack_strided_ref(const float *w, size_t N, size_t K, size_t stride_n, 
 
 // Attention packs every head's keys and values in every block, so the two layouts it uses get
 // loops without the general index arithmetic: keys ([keys, D] rows, stride_k 1) are a transpose
-// of 16 rows at a time; values (stride_n 1) copy 16 contiguous floats per step of K.
-void dino_pack_strided(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k, float *packed) {
+// of 16 rows at a time (in vector registers where `transpose` is given: it returns the steps of K
+// it did); values (stride_n 1) copy 16 contiguous floats per step of K.
+static inline __attribute__((always_inline)) void
+pack_strided(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k, float *packed,
+             size_t (*transpose)(const float *rows, size_t stride, size_t K, float *panel)) {
     if (stride_n != 1 && stride_k != 1) {
         dino_pack_strided_ref(w, N, K, stride_n, stride_k, packed);
         return;
     }
-    int use_avx2 = dino_kernels_active_isa() == DINO_ISA_AVX2;
     for (size_t p = 0; p < (N + 15) / 16; p++) {
         float *panel = packed + p * 16 * K;
         const float *src = w + p * 16 * stride_n;
@@ -46,8 +48,7 @@ void dino_pack_strided(const float *w, size_t N, size_t K, size_t stride_n, size
                 else memcpy(panel + k * 16, src + k * stride_k, valid * sizeof(float));
             }
         } else {
-            // Blocks of 8 rows x 8 steps of K transpose in registers where AVX2 runs.
-            size_t done = valid == 16 && use_avx2 ? dino_transpose_panel_avx2(src, stride_n, K, panel) : 0;
+            size_t done = valid == 16 && transpose ? transpose(src, stride_n, K, panel) : 0;
             for (size_t j = 0; j < valid; j++) {
                 const float *row = src + j * stride_n;
                 for (size_t k = done; k < K; k++) panel[k * 16 + j] = row[k];
@@ -55,6 +56,20 @@ void dino_pack_strided(const float *w, size_t N, size_t K, size_t stride_n, size
         }
     }
 }
+
+void dino_pack_strided_plain(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k, float *packed) {
+    pack_strided(w, N, K, stride_n, stride_k, packed, NULL);
+}
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+void dino_pack_strided_avx2(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k, float *packed) {
+    pack_strided(w, N, K, stride_n, stride_k, packed, dino_transpose_panel_avx2);
+}
+
+void dino_pack_strided_avx512(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k, float *packed) {
+    pack_strided(w, N, K, stride_n, stride_k, packed, dino_transpose_panel_avx512);
+}
+#endif
 
 void dino_pack_weight(const float *w, size_t N, size_t K, float *packed) { dino_pack_strided(w, N, K, K, 1, packed); }
 
@@ -133,29 +148,9 @@ void dino_gemm_packed_bf16_ref(const float *x, size_t ldx, size_t M, size_t K, c
 // weight loads and one broadcast per row and step of K.
 #define ROWS 6
 
-// Finishes one 8-column vector of a tile for one block of K. The sum over K arrives in pieces
-// (`first` / `last` block), each applied in place: stored sums add up in `out`, the activation
-// waits for the last piece, and residual pieces each add gamma * piece (exact by linearity).
-// Masked loads and stores are slow on AMD cores, so full vectors use the plain ones.
-static inline DINO_AVX2 void finish(__m256 acc, float *dst, size_t n0, size_t valid, const float *bias,
-                                    dino_gemm_epilogue mode, const float *gamma, dino_activation act, int first,
-                                    int last) {
-    if (valid == 0) return;
-    __m256i mask = tail_mask(valid);
-    if (first && bias) acc = _mm256_add_ps(acc, load(bias + n0, mask, valid));
-    if (mode == DINO_GEMM_RESIDUAL) {
-        __m256 old = load(dst, mask, valid);
-        acc = gamma ? _mm256_fmadd_ps(load(gamma + n0, mask, valid), acc, old) : _mm256_add_ps(old, acc);
-    } else {
-        if (!first) acc = _mm256_add_ps(acc, load(dst, mask, valid));
-        if (last && mode == DINO_GEMM_ACTIVATION) acc = activation256(acc, act);
-    }
-    store(dst, mask, valid, acc);
-}
-
-// A whole 6 x 16 tile whose sum over K is complete: the same arithmetic as finish() for each
+// A whole 6 x 16 tile whose sum over K is complete: the same arithmetic as gemm_finish256() for each
 // vector (so the same bits), with the mode and bias tests made once per tile instead of per
-// vector and no masks. The generic loop over finish() took about a quarter of attention's
+// vector and no masks. The generic loop over gemm_finish256() took about a quarter of attention's
 // q kᵀ product (K = 64, perf); against it in one binary: that product 0.87-0.92x the time,
 // the linear layers' shapes 0.94-1.00x, forwards 0.95-0.98x (ABBA runs in one process, 12 of 14
 // faster: ViT-S and ViT-B, 224 and 518, batch 8).
@@ -213,22 +208,8 @@ gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const void *pac
                  size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
                  dino_activation act) {
     size_t element = bf16 ? sizeof(uint16_t) : sizeof(float);
-    // Blocking: a panel slice (KC x 16 weights) serves MC rows, whose KC-long slices of x stay
-    // in L2 or L3 across all panels. Every row block streams the whole weight, so the blocks
-    // are made equal: 131 rows are one block, not 120 plus an 11-row remainder that would
-    // stream the weight again. K is not split up to 3072 (every ViT up to ViT-L): the slice
-    // then streams from L2 instead of sitting in L1, which the prefetchers keep up with, and
-    // no partial sums go through memory. Against blocks of 384 in one binary: 1.07-1.17x on
-    // ViT-S's second FFN GEMM (K 1536), 1.05-1.13x on ViT-B's first (K 768), no change at K 384;
-    // whole forwards 0.91-0.99x the time in 8 paired runs (ViT-S and ViT-B, 224 and 518, batch 8).
-    // Row blocks of up to 216 (170-210 rows at 518 px or batch 8) against 144: 1.03-1.09x on
-    // ViT-S's GEMMs at 1374 and 2088 rows, 72 and 288 were slower; forwards 0.91-1.02x the time
-    // in 6 paired runs (median 0.97). At 224 px, batch 1, each thread's 131 rows are one block.
-    const size_t KC_MAX = 3072, MC_MAX = 216;
-    size_t k_blocks = (K + KC_MAX - 1) / KC_MAX;
-    size_t KC = k_blocks > 1 ? (K + k_blocks - 1) / k_blocks : KC_MAX;
-    size_t row_blocks = (M + MC_MAX - 1) / MC_MAX;
-    size_t MC = row_blocks ? ((M + row_blocks - 1) / row_blocks + ROWS - 1) / ROWS * ROWS : ROWS;
+    size_t KC, MC;
+    dino_gemm_blocking(M, K, ROWS, &KC, &MC);
     size_t panels = (N + 15) / 16;
     for (size_t k0 = 0; k0 < K || k0 == 0; k0 += KC) {
         size_t kend = K - k0 < KC ? K : k0 + KC;
@@ -318,8 +299,9 @@ gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const void *pac
                     }
                     for (size_t r = 0; r < rows; r++) {
                         float *dst = out + (m0 + r) * ldo + n0;
-                        finish(acc[r][0], dst, n0, valid, bias, mode, gamma, act, first, last);
-                        finish(acc[r][1], dst + 8, n0 + 8, valid > 8 ? valid - 8 : 0, bias, mode, gamma, act, first, last);
+                        gemm_finish256(acc[r][0], dst, n0, valid, bias, mode, gamma, act, first, last);
+                        gemm_finish256(acc[r][1], dst + 8, n0 + 8, valid > 8 ? valid - 8 : 0, bias, mode, gamma, act, first,
+                                       last);
                     }
                 }
             }
@@ -371,22 +353,6 @@ DINO_AVX2 void dino_gemm_packed_bf16_avx2(const float *x, size_t ldx, size_t M, 
                                           size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
                                           dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
     gemm_packed_avx2(x, ldx, M, K, packed, 1, panel_stride, N, bias, out, ldo, mode, gamma, act);
-}
-
-#else
-
-size_t dino_transpose_panel_avx2(const float *rows, size_t stride, size_t K, float *panel) { return 0; }
-
-void dino_gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const float *packed, size_t panel_stride,
-                           size_t N, const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
-                           dino_activation act) {
-    dino_gemm_packed_ref(x, ldx, M, K, packed, panel_stride, N, bias, out, ldo, mode, gamma, act);
-}
-
-void dino_gemm_packed_bf16_avx2(const float *x, size_t ldx, size_t M, size_t K, const uint16_t *packed,
-                                size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
-                                dino_gemm_epilogue mode, const float *gamma, dino_activation act) {
-    dino_gemm_packed_bf16_ref(x, ldx, M, K, packed, panel_stride, N, bias, out, ldo, mode, gamma, act);
 }
 
 #endif

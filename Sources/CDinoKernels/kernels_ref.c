@@ -114,7 +114,7 @@ void dino_patchify(const float *image, float *out, size_t B, size_t Cin, size_t 
     }
 }
 
-void dino_f16_to_f32(const uint16_t *src, float *dst, size_t N) {
+void dino_f16_to_f32_ref(const uint16_t *src, float *dst, size_t N) {
     for (size_t i = 0; i < N; i++) {
         uint32_t h = src[i];
         uint32_t sign = (h & 0x8000u) << 16;
@@ -141,14 +141,14 @@ void dino_f16_to_f32(const uint16_t *src, float *dst, size_t N) {
     }
 }
 
-void dino_bf16_to_f32(const uint16_t *src, float *dst, size_t N) {
+void dino_bf16_to_f32_ref(const uint16_t *src, float *dst, size_t N) {
     for (size_t i = 0; i < N; i++) {
         uint32_t bits = (uint32_t)src[i] << 16;
         memcpy(dst + i, &bits, 4);
     }
 }
 
-void dino_f32_to_bf16(const float *src, uint16_t *dst, size_t N) {
+void dino_f32_to_bf16_ref(const float *src, uint16_t *dst, size_t N) {
     for (size_t i = 0; i < N; i++) {
         uint32_t bits;
         memcpy(&bits, src + i, 4);

@@ -12,7 +12,9 @@ struct BenchCommand: ParsableCommand {
             Prints the median and minimum latency over --runs passes on a fixed pseudo-random \
             input, the GFLOP/s at the median (GEMM FLOPs of the forward pass), and the peak \
             resident memory of the process. --json prints one JSON object with median_ms, \
-            min_ms, gflops, peak_rss_mb and runs_ms instead. Scripts/bench_reference.py runs \
+            min_ms, gflops, peak_rss_mb and runs_ms instead, with the machine: cpu (CPUID's \
+            brand string), cpu_family, cpu_model, isa (the kernels chosen: avx512, avx2 or \
+            portable), avx512_bf16 and amx. Scripts/bench_reference.py runs \
             this side by side with PyTorch and ONNX Runtime. --precision bf16 times the model \
             with bfloat16 weights; --accuracy then also loads the fp32 model and reports the \
             cosine similarity and largest error of every output against it (after the timing, \
@@ -36,7 +38,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
-    @Flag(name: .long, help: "Also measure the sgemm rate of the model's largest GEMM shape (gemm_gflops: OpenBLAS split over rows by this library; gemm_gflops_openblas: OpenBLAS's own threads; gemm_gflops_packed: the packed AVX2 kernel, where it runs), and the FMA peak of the same threads (fma_peak_gflops: a loop of independent FMAs with no loads, the ceiling of the AVX2 kernels).")
+    @Flag(name: .long, help: "Also measure the sgemm rate of the model's largest GEMM shape (gemm_gflops: OpenBLAS split over rows by this library; gemm_gflops_openblas: OpenBLAS's own threads; gemm_gflops_packed: the packed AVX2 or AVX-512 kernel, where it runs), and the FMA peak of the same threads (fma_peak_gflops: a loop of independent FMAs with no loads on the active instruction set's vectors, the ceiling of its kernels; on AVX-512 also fma_peak_gflops_avx2).")
     var gemmRate = false
 
     @Flag(name: .long, help: "Compare every output (hidden states, attentions, pooler, every stage's feature map) with the fp32 model's on the benchmark input.")
@@ -90,7 +92,8 @@ struct BenchCommand: ParsableCommand {
                     fields["max_abs_error_\(key)"] = comparison.maximumError(prefix: prefix)
                 }
             }
-            var fragments = ["precision": "\"\(model.precision.rawValue)\""]
+            var fragments = MachineReport.current.jsonFields
+            fragments["precision"] = "\"\(model.precision.rawValue)\""
             if let products = model.bf16Products {
                 fragments["bf16_products"] = "\"\(products.rawValue)\""
                 if products == .dotProducts {
@@ -103,6 +106,7 @@ struct BenchCommand: ParsableCommand {
             print(String(format: "%@ %dx%d, batch %d, %d threads: median %.2f ms, min %.2f ms, %.1f GFLOP/s, %.1f images/s, peak RSS %.1f MB",
                          modelOptions.model, height, width, batch, ComputeThreads.current, result.median, result.minimum,
                          result.gflops, Double(batch) * 1000 / max(result.median, 1e-9), result.peakResidentMegabytes))
+            print("CPU: " + MachineReport.current.summary)
             if let split = extra["gemm_gflops"], let native = extra["gemm_gflops_openblas"] {
                 let packed = extra["gemm_gflops_packed"]
                 let best = max(split, native, packed ?? 0)
@@ -110,8 +114,12 @@ struct BenchCommand: ParsableCommand {
                              extra["gemm_m"] ?? 0, extra["gemm_n"] ?? 0, extra["gemm_k"] ?? 0, split, native,
                              packed.map { String(format: ", %.1f packed kernel", $0) } ?? "", 100 * result.gflops / best))
                 if let peak = extra["fma_peak_gflops"] {
-                    print(String(format: "FMA peak (independent AVX2 FMAs, no loads, %d threads): %.1f GFLOP/s; the forward reaches %.0f%%, the best GEMM %.0f%%",
-                                 ComputeThreads.current, peak, 100 * result.gflops / peak, 100 * best / peak))
+                    let isa = MachineReport.current.isa.uppercased().replacingOccurrences(of: "AVX512", with: "AVX-512")
+                    print(String(format: "FMA peak (independent %@ FMAs, no loads, %d threads): %.1f GFLOP/s; the forward reaches %.0f%%, the best GEMM %.0f%%",
+                                 isa, ComputeThreads.current, peak, 100 * result.gflops / peak, 100 * best / peak))
+                }
+                if let avx2 = extra["fma_peak_gflops_avx2"] {
+                    print(String(format: "FMA peak of AVX2 FMAs on the same threads: %.1f GFLOP/s", avx2))
                 }
             }
             if let products = model.bf16Products {

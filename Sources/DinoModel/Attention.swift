@@ -13,20 +13,21 @@ struct AttentionKernel {
     let heads: Int
     let headDim: Int
     let threads: Int
+    /// Whether the streaming products round q, k, the probabilities and v to bfloat16 and sum
+    /// them with dot products (`BFloat16Products.dotProducts`), as the model's linear layers do.
+    let dotProducts: Bool
 
     /// Query rows per tile of the streaming path.
-    static func queryBlock(tokens n: Int) -> Int { min(n, packedKernels ? 120 : 256) }
+    static func queryBlock(tokens n: Int) -> Int { min(n, packedKernelsActive ? 120 : 256) }
     /// Key columns per tile of the streaming path (a multiple of 16 for the packed kernel).
-    static func keyBlock(tokens n: Int) -> Int { min(n, packedKernels ? 512 : 1024) }
+    static func keyBlock(tokens n: Int) -> Int { min(n, packedKernelsActive ? 512 : 1024) }
     /// Scores one thread of the streaming path needs, `Bq * Bk`.
     static func blockScores(tokens n: Int) -> Int { queryBlock(tokens: n) * keyBlock(tokens: n) }
     /// Floats one thread needs for the packed keys and values of one head, and a contiguous copy
     /// of one block of queries.
     static func packedHead(tokens n: Int, headDim d: Int) -> Int {
-        packedKernels ? dino_packed_weight_count(n, d) + dino_packed_weight_count(d, n) + queryBlock(tokens: n) * d : 0
+        packedKernelsActive ? dino_packed_weight_count(n, d) + dino_packed_weight_count(d, n) + queryBlock(tokens: n) * d : 0
     }
-    /// Whether the AVX2 packed-GEMM kernels run the attention (else OpenBLAS).
-    static var packedKernels: Bool { dino_kernels_active_isa() == DINO_ISA_AVX2 }
 
     private var scale: Float { 1 / Float(headDim).squareRoot() }
     private var width: Int { heads * headDim }
@@ -54,7 +55,7 @@ struct AttentionKernel {
     /// with an online softmax (running max and sum per row, output rescaled as the max grows),
     /// so memory stays `threads * Bq * Bk` at any resolution.
     func streaming(qkv: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, workspace: Workspace) {
-        if Self.packedKernels {
+        if packedKernelsActive {
             streamingPacked(qkv: qkv, into: out, workspace: workspace)
         } else {
             streamingBLAS(qkv: qkv, into: out, workspace: workspace)
@@ -75,38 +76,69 @@ struct AttentionKernel {
         let (n, d, c) = (tokens, headDim, width)
         let bq = Self.queryBlock(tokens: n), bk = Self.keyBlock(tokens: n)
         let keysSize = dino_packed_weight_count(n, d), perThread = Self.packedHead(tokens: n, headDim: d)
+        // bfloat16 K-pair panels take half the floats of the float32 ones, in the same buffers.
+        let keyPanelStride = (d + 1) / 2 * 16, valuePanelStride = (n + 1) / 2 * 16
         ComputeThreads.parallelFor(batch * heads, threads: threads, granularity: 1, minimumPerPart: 1) { part, pairs in
             let tile = workspace.scores + part * bq * bk
             let rowMax = workspace.rowMax + part * bq, rowSum = workspace.rowSum + part * bq
             let keys = workspace.packedHeads + part * perThread, values = keys + keysSize
             let queries = values + dino_packed_weight_count(d, n)
-            for pair in pairs {
-                let (i, head) = (pair / heads, pair % heads)
-                let base = qkv + i * n * 3 * c + head * d
-                dino_pack_strided(base + c, n, d, 3 * c, 1, keys)
-                dino_pack_strided(base + 2 * c, d, n, 1, 3 * c, values)
-                for first in stride(from: 0, to: n, by: bq) {
-                    let rows = min(bq, n - first)
-                    for r in 0..<rows { (queries + r * d).update(from: base + (first + r) * 3 * c, count: d) }
-                    let o = out + (i * n + first) * c + head * d
-                    rowMax.update(repeating: -.infinity, count: rows)
-                    rowSum.update(repeating: 0, count: rows)
-                    for r in 0..<rows { (o + r * c).update(repeating: 0, count: d) }
-                    for key in stride(from: 0, to: n, by: bk) {
-                        let columns = min(bk, n - key)
-                        dino_gemm_packed_strided(queries, d, rows, d, keys + key * d, 16 * d, columns, nil, tile, bk,
-                                                 DINO_GEMM_STORE, nil, DINO_ACT_GELU)
-                        dino_online_softmax_block(tile, bk, rows, columns, scale, rowMax, rowSum, o, c, d)
-                        dino_gemm_packed_strided(tile, bk, rows, columns, values + key * 16, 16 * n, d, nil, o, c,
-                                                 DINO_GEMM_RESIDUAL, nil, DINO_ACT_GELU)
+            keys.withMemoryRebound(to: UInt32.self, capacity: keysSize) { keysDot in
+                values.withMemoryRebound(to: UInt32.self, capacity: dino_packed_weight_count(d, n)) { valuesDot in
+                    for pair in pairs {
+                        let (i, head) = (pair / heads, pair % heads)
+                        let base = qkv + i * n * 3 * c + head * d
+                        if dotProducts {
+                            dino_pack_strided_bf16_dot(base + c, n, d, 3 * c, 1, keysDot)
+                            dino_pack_strided_bf16_dot(base + 2 * c, d, n, 1, 3 * c, valuesDot)
+                        } else {
+                            dino_pack_strided(base + c, n, d, 3 * c, 1, keys)
+                            dino_pack_strided(base + 2 * c, d, n, 1, 3 * c, values)
+                        }
+                        for first in stride(from: 0, to: n, by: bq) {
+                            let rows = min(bq, n - first)
+                            for r in 0..<rows { (queries + r * d).update(from: base + (first + r) * 3 * c, count: d) }
+                            let o = out + (i * n + first) * c + head * d
+                            startBlock(rows: rows, output: o, rowMax: rowMax, rowSum: rowSum)
+                            for key in stride(from: 0, to: n, by: bk) {
+                                let columns = min(bk, n - key)
+                                // Key blocks start at multiples of 16 keys (a panel) and of 2 (a pair of values).
+                                if dotProducts {
+                                    dino_gemm_packed_bf16_dot_strided(queries, d, rows, d, keysDot + key / 16 * keyPanelStride,
+                                                                      keyPanelStride, columns, nil, tile, bk, DINO_GEMM_STORE, nil,
+                                                                      DINO_ACT_GELU)
+                                } else {
+                                    dino_gemm_packed_strided(queries, d, rows, d, keys + key * d, 16 * d, columns, nil, tile, bk,
+                                                             DINO_GEMM_STORE, nil, DINO_ACT_GELU)
+                                }
+                                dino_online_softmax_block(tile, bk, rows, columns, scale, rowMax, rowSum, o, c, d)
+                                if dotProducts {
+                                    dino_gemm_packed_bf16_dot_strided(tile, bk, rows, columns, valuesDot + key / 2 * 16,
+                                                                      valuePanelStride, d, nil, o, c, DINO_GEMM_RESIDUAL, nil,
+                                                                      DINO_ACT_GELU)
+                                } else {
+                                    dino_gemm_packed_strided(tile, bk, rows, columns, values + key * 16, 16 * n, d, nil, o, c,
+                                                             DINO_GEMM_RESIDUAL, nil, DINO_ACT_GELU)
+                                }
+                            }
+                            dino_divide_rows(o, c, rows, d, rowSum)
+                        }
                     }
-                    dino_divide_rows(o, c, rows, d, rowSum)
                 }
             }
         }
     }
 
-    /// The streaming attention on OpenBLAS, for CPUs without AVX2.
+    /// Starts the online softmax of a block of `rows` queries: running max -inf, sum and output
+    /// (`[rows, D]`, row stride C) zero.
+    private func startBlock(rows: Int, output: UnsafeMutablePointer<Float>, rowMax: UnsafeMutablePointer<Float>,
+                            rowSum: UnsafeMutablePointer<Float>) {
+        rowMax.update(repeating: -.infinity, count: rows)
+        rowSum.update(repeating: 0, count: rows)
+        for r in 0..<rows { (output + r * width).update(repeating: 0, count: headDim) }
+    }
+
+    /// The streaming attention on OpenBLAS, for CPUs without the packed kernels.
     private func streamingBLAS(qkv: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, workspace: Workspace) {
         let (n, d, c) = (tokens, headDim, width)
         let bq = Self.queryBlock(tokens: n), bk = Self.keyBlock(tokens: n)
@@ -120,9 +152,7 @@ struct AttentionKernel {
                 let first = block * bq, rows = min(bq, n - first)
                 let q = qkv + (i * n + first) * 3 * c + head * d
                 let o = out + (i * n + first) * c + head * d
-                rowMax.update(repeating: -.infinity, count: rows)
-                rowSum.update(repeating: 0, count: rows)
-                for r in 0..<rows { (o + r * c).update(repeating: 0, count: d) }
+                startBlock(rows: rows, output: o, rowMax: rowMax, rowSum: rowSum)
                 for key in stride(from: 0, to: n, by: bk) {
                     let columns = min(bk, n - key)
                     let k = qkv + (i * n + key) * 3 * c + c + head * d

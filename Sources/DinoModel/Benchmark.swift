@@ -4,6 +4,7 @@ import DinoCompute
 import DinoTensor
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Timing of repeated forward passes, for `dino bench` (which `Scripts/bench_reference.py` runs).
 public struct ForwardBenchmark: Sendable {
@@ -53,8 +54,9 @@ public struct ForwardBenchmark: Sendable {
 
     /// GFLOP/s of `C[M, N] = A[M, K] · B[N, K]ᵀ` as the forward pass runs its GEMMs (rows split
     /// over `threads` workers, single-threaded OpenBLAS each), and as OpenBLAS runs it with its
-    /// own `threads` threads, and, where the CPU runs the AVX2 kernels, as this library's packed
-    /// kernel runs it (rows split over `threads`); the median of `runs` after two warm-ups.
+    /// own `threads` threads, and, where the packed kernels run (AVX2 or AVX-512), as this
+    /// library's packed kernel runs it (rows split over `threads`); the median of `runs` after two
+    /// warm-ups.
     public static func gemmRate(m: Int, n: Int, k: Int, threads: Int, runs: Int = 20)
         -> (rowSplit: Double, openBLASThreads: Double, packed: Double?) {
         var state: UInt32 = 99
@@ -78,32 +80,37 @@ public struct ForwardBenchmark: Sendable {
                 return 2 * Double(m) * Double(n) * Double(k) / median / 1e9
             }
         }
+        // OpenBLAS's own threads spin for a while after its last call and take the cores from
+        // whatever runs next (the packed kernel at a third of its rate in some processes, Zen 4),
+        // so they run last.
+        var packedRate: Double? = nil
+        if packedKernelsActive {
+            let packedWeights = weights.packedForGEMM()
+            packedRate = time { packedWeights.apply(a, rows: m, into: $0, threads: threads) }
+        }
         let split = time { weights.apply(a, rows: m, into: $0, threads: threads) }
         _ = ComputeThreads.singleThreadedBLAS
         openblas_set_num_threads(Int32(threads))
         let native = time { sgemm(transposeB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: weights.weight, ldb: k, beta: 0, c: $0, ldc: n) }
         openblas_set_num_threads(1)
-        var packedRate: Double? = nil
-        if dino_kernels_active_isa() == DINO_ISA_AVX2 {
-            let packedWeights = weights.packedForGEMM()
-            packedRate = time { packedWeights.apply(a, rows: m, into: $0, threads: threads) }
-        }
         return (split, native, packedRate)
     }
 
-    /// GFLOP/s of a loop of nothing but independent FMAs (`dino_fma_peak_loop`, no loads) on
-    /// `threads` threads at once: the ceiling of the AVX2 GEMM kernels on this machine. The median
-    /// of `runs` parallel regions after one warm-up; nil where the AVX2 kernels are not active.
-    public static func fmaPeak(threads: Int, runs: Int = 9, iterations: Int = 4_000_000) -> Double? {
-        guard dino_kernels_active_isa() == DINO_ISA_AVX2, threads >= 1, runs >= 1, iterations >= 1 else { return nil }
+    /// GFLOP/s of a loop of nothing but independent FMAs on `isa`'s vectors (`dino_fma_peak_loop`,
+    /// no loads) on `threads` threads at once: the ceiling of that instruction set's GEMM kernels
+    /// on this machine. The median of `runs` parallel regions after one warm-up; nil where the CPU
+    /// cannot run `isa` (or it is portable).
+    public static func fmaPeak(isa: dino_isa, threads: Int, runs: Int = 9, iterations: Int = 4_000_000) -> Double? {
+        let flopsPerIteration = dino_fma_peak_loop(isa, 1, nil)
+        guard flopsPerIteration > 0, threads >= 1, runs >= 1, iterations >= 1 else { return nil }
         var rates: [Double] = []
         for i in 0..<(runs + 1) {
             let start = DispatchTime.now().uptimeNanoseconds
             ComputeThreads.parallelFor(threads, threads: threads, granularity: 1, minimumPerPart: 1) { _, parts in
-                for _ in parts { _ = dino_fma_peak_loop(iterations, nil) }
+                for _ in parts { _ = dino_fma_peak_loop(isa, iterations, nil) }
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            if i > 0 { rates.append(Double(threads * iterations * Int(DINO_FMA_PEAK_FLOPS_PER_STEP)) / seconds / 1e9) }
+            if i > 0 { rates.append(Double(threads * iterations) * flopsPerIteration / seconds / 1e9) }
         }
         return rates.sorted()[rates.count / 2]
     }
@@ -116,15 +123,20 @@ public struct ForwardBenchmark: Sendable {
         return (tokens, cfg.useSwigluFFN ? 2 * cfg.ffnHiddenSize : cfg.ffnHiddenSize, cfg.hiddenSize)
     }
 
-    /// `gemm_gflops`, `gemm_gflops_openblas`, `gemm_gflops_packed` (AVX2 only), the shape, and
-    /// `fma_peak_gflops` (the FMA loop on the same threads, AVX2 only), for the JSON report.
+    /// `gemm_gflops`, `gemm_gflops_openblas`, `gemm_gflops_packed` (packed kernels only), the
+    /// shape, `fma_peak_gflops` (the FMA loop of the active instruction set on the same threads)
+    /// and, where that is AVX-512, `fma_peak_gflops_avx2` beside it, for the JSON report.
     public static func gemmReport(_ model: VisionTransformer, batch: Int, height: Int, width: Int, threads: Int) -> [String: Double] {
+        var report: [String: Double] = [:]
+        // The FMA loops first: OpenBLAS's threads, which gemmRate runs last, spin for a while after.
+        let isa = dino_kernels_active_isa()
+        if let peak = fmaPeak(isa: isa, threads: threads) { report["fma_peak_gflops"] = peak }
+        if isa == DINO_ISA_AVX512, let peak = fmaPeak(isa: DINO_ISA_AVX2, threads: threads) { report["fma_peak_gflops_avx2"] = peak }
         let (m, n, k) = largestGEMM(model, batch: batch, height: height, width: width)
         let rate = gemmRate(m: m, n: n, k: k, threads: threads)
-        var report = ["gemm_gflops": rate.rowSplit, "gemm_gflops_openblas": rate.openBLASThreads,
-                      "gemm_m": Double(m), "gemm_n": Double(n), "gemm_k": Double(k)]
+        report.merge(["gemm_gflops": rate.rowSplit, "gemm_gflops_openblas": rate.openBLASThreads,
+                      "gemm_m": Double(m), "gemm_n": Double(n), "gemm_k": Double(k)]) { $1 }
         if let packed = rate.packed { report["gemm_gflops_packed"] = packed }
-        if let peak = fmaPeak(threads: threads) { report["fma_peak_gflops"] = peak }
         return report
     }
 
@@ -146,5 +158,52 @@ public struct ForwardBenchmark: Sendable {
             + fragments.sorted { $0.key < $1.key }.map { ", \"\($0.key)\": \($0.value)" }.joined()
         return String(format: "{\"median_ms\": %.3f, \"min_ms\": %.3f, \"gflops\": %.2f, \"peak_rss_mb\": %.1f%@, \"runs_ms\": [%@]}",
                       median, minimum, gflops, peakResidentMegabytes, more, list)
+    }
+}
+
+/// The machine a benchmark ran on: the CPU, and the kernels this library chose on it.
+public struct MachineReport: Sendable, Equatable {
+    /// The CPU's brand string (CPUID), empty where unknown.
+    public var cpuName: String
+    /// The CPU's family number (CPUID leaf 1, extended family included); 0 where unknown.
+    public var cpuFamily: Int
+    /// The CPU's model number (CPUID leaf 1, extended model included); 0 where unknown.
+    public var cpuModel: Int
+    /// The instruction set of the active kernels: `avx512`, `avx2` or `portable`.
+    public var isa: String
+    /// Whether the CPU has AVX512-BF16 (the bfloat16 dot products).
+    public var hasAVX512BF16: Bool
+    /// Whether the CPU has AMX (AMX-TILE and AMX-BF16), which no kernel uses yet.
+    public var hasAMX: Bool
+
+    /// This machine, as CPUID describes it, and the kernels active now.
+    public static var current: MachineReport {
+        var name = [CChar](repeating: 0, count: 49)
+        var family: Int32 = 0, model: Int32 = 0
+        dino_cpu_identity(&name, &family, &model)
+        let bytes = name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return MachineReport(cpuName: String(decoding: bytes, as: UTF8.self), cpuFamily: Int(family), cpuModel: Int(model),
+                             isa: String(cString: dino_isa_name(dino_kernels_active_isa())),
+                             hasAVX512BF16: dino_kernels_cpu_has_avx512bf16() != 0, hasAMX: dino_kernels_cpu_has_amx() != 0)
+    }
+
+    /// One line for people: the CPU, the kernels, and the extensions that matter here.
+    public var summary: String {
+        let cpu = cpuName.isEmpty ? "unknown CPU" : cpuName
+        return "\(cpu) (family \(cpuFamily), model \(cpuModel)): \(isa) kernels, AVX512-BF16 \(hasAVX512BF16 ? "yes" : "no"), "
+            + (hasAMX ? "AMX present (not used yet)" : "no AMX")
+    }
+
+    /// The fields `dino bench --json` adds, as JSON values: `cpu`, `cpu_family`, `cpu_model`,
+    /// `isa`, `avx512_bf16`, `amx`.
+    public var jsonFields: [String: String] {
+        ["cpu": Self.jsonString(cpuName), "cpu_family": "\(cpuFamily)", "cpu_model": "\(cpuModel)", "isa": Self.jsonString(isa),
+         "avx512_bf16": hasAVX512BF16 ? "true" : "false", "amx": hasAMX ? "true" : "false"]
+    }
+
+    /// `text` as a JSON string literal.
+    private static func jsonString(_ text: String) -> String {
+        guard let data = try? JSONEncoder().encode(text), let literal = String(data: data, encoding: .utf8) else { return "\"\"" }
+        return literal
     }
 }

@@ -18,7 +18,7 @@ public enum CheckpointNaming: String, Sendable, Equatable {
 struct CheckpointLoader {
     let source: any TensorSource
     let configuration: DinoConfiguration
-    /// Pack GEMM weights as they are read (for the AVX2 kernel), so loading never holds both
+    /// Pack GEMM weights as they are read (for the AVX2 and AVX-512 kernels), so loading never holds both
     /// layouts of the whole model at once.
     let pack: Bool
     /// bf16 rounds and packs every GEMM weight as it is read, whatever `pack` says.

@@ -84,7 +84,8 @@ extension VisionTransformer {
         if captureStages.contains(0) { encoded.stages[0] = copy(x, width: c) }
 
         let pass = BlockPass(model: self, workspace: workspace, rows: rows, threads: threads,
-                             attention: AttentionKernel(batch: b, tokens: n, heads: cfg.numAttentionHeads, headDim: cfg.headDim, threads: threads))
+                             attention: AttentionKernel(batch: b, tokens: n, heads: cfg.numAttentionHeads, headDim: cfg.headDim, threads: threads,
+                                                        dotProducts: bf16Products == .dotProducts))
         for index in 0..<request.blocksToRun(layers: cfg.numHiddenLayers) {
             let probabilities = pass.run(weights.blocks[index], keepingAttention: request.attentionBlocks.contains(index)) {
                 if request.projectionBlocks.contains(index) { encoded.projections[index] = copy(workspace.qkv, width: 3 * c) }

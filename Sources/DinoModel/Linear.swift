@@ -1,6 +1,10 @@
 import CDinoKernels
 import DinoCompute
 
+/// Whether the packed-weight kernels (AVX2 or AVX-512) run rather than OpenBLAS: linear layers
+/// pack their weights at load, and attention packs each head's keys and values.
+var packedKernelsActive: Bool { dino_kernels_active_isa() != DINO_ISA_PORTABLE }
+
 extension LinearWeights {
     /// What a GEMM does with `x · weightᵀ + bias` besides storing it.
     enum Epilogue {
@@ -15,8 +19,8 @@ extension LinearWeights {
     /// `out[R, outFeatures] = x[R, inFeatures] · weightᵀ + bias`, finished by `epilogue`. Rows
     /// are split over the compute threads.
     ///
-    /// Packed weights run the AVX2 kernel with the epilogue fused (bf16 weights too, when the CPU
-    /// has AVX2; without it they are widened to float32 for this call). Otherwise OpenBLAS computes
+    /// Packed weights run the AVX2 or AVX-512 kernel with the epilogue fused (bf16 weights too,
+    /// where the CPU has either; without them they are widened to float32 for this call). Otherwise OpenBLAS computes
     /// the product: each thread broadcasts the bias into its output rows and the GEMM
     /// accumulates onto them (beta = 1), and the epilogue follows as its own pass (a residual
     /// goes through `scratch`, `[R, outFeatures]`).
@@ -41,7 +45,7 @@ extension LinearWeights {
                 kernel = { x, ldx, rows, out, mode, gamma, act in
                     dino_gemm_packed_bf16_dot(x, ldx, rows, inFeatures, packedBF16Dot, outFeatures, biasPointer, out, ldc, mode, gamma, act)
                 }
-            } else if let packedBF16, dino_kernels_active_isa() == DINO_ISA_AVX2 {
+            } else if let packedBF16, packedKernelsActive {
                 kernel = { x, ldx, rows, out, mode, gamma, act in
                     dino_gemm_packed_bf16(x, ldx, rows, inFeatures, packedBF16, outFeatures, biasPointer, out, ldc, mode, gamma, act)
                 }
@@ -69,7 +73,7 @@ extension LinearWeights {
             } else {
                 (target, targetStride) = (out, ldc)
             }
-            // bf16 weights without the AVX2 kernel are widened for this call (the portable path).
+            // bf16 weights without the packed kernels are widened for this call (the portable path).
             unpackedWeight().withUnsafeBufferPointer { w in
                 guard let base = w.baseAddress else { return }
                 ComputeThreads.parallelFor(rows, threads: threads) { _, range in

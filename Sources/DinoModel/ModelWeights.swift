@@ -23,9 +23,9 @@ struct LinearWeights: Sendable {
     var packedBF16Dot: [UInt32]? = nil
 
     /// The layer with its weight packed for the GEMM kernels (the `[out, in]` copy is dropped, so
-    /// memory does not grow): float32 panels for the AVX2 kernel, or for `.bf16` the weight rounded
-    /// to bfloat16, in the panels `products` multiplies from (packed on every CPU: without AVX2,
-    /// `apply` widens the `.widened` panels back per call for OpenBLAS).
+    /// memory does not grow): float32 panels for the AVX2 and AVX-512 kernels, or for `.bf16` the
+    /// weight rounded to bfloat16, in the panels `products` multiplies from (packed on every CPU:
+    /// without the packed kernels, `apply` widens the `.widened` panels back per call for OpenBLAS).
     func packedForGEMM(_ precision: WeightPrecision = .fp32, products: BFloat16Products = .automatic) -> LinearWeights {
         var copy = self
         switch (precision, products) {

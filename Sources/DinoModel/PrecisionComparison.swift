@@ -15,6 +15,25 @@ public struct PrecisionComparison: Sendable {
         public var maxAbsError: Double
         /// Largest absolute value of the reference, the scale of `maxAbsError`.
         public var maxAbsReference: Double
+
+        /// `actual` compared with `expected` (cosine 0 and an infinite error when the shapes differ).
+        public init(output: String, expected: Tensor, actual: Tensor) {
+            var dot = 0.0, normE = 0.0, normA = 0.0, maxError = 0.0, maxReference = 0.0
+            for (e, a) in zip(expected.scalars, actual.scalars) {
+                let (de, da) = (Double(e), Double(a))
+                dot += de * da
+                normE += de * de
+                normA += da * da
+                maxError = max(maxError, abs(de - da))
+                maxReference = max(maxReference, abs(de))
+            }
+            let cosine = normE > 0 && normA > 0 ? dot / (normE.squareRoot() * normA.squareRoot()) : (normE == normA ? 1 : 0)
+            let shapesAgree = expected.shape == actual.shape
+            self.output = output
+            self.cosine = shapesAgree ? cosine : 0
+            self.maxAbsError = shapesAgree ? maxError : .infinity
+            self.maxAbsReference = maxReference
+        }
     }
 
     /// Every output, in the order above.
@@ -31,10 +50,13 @@ public struct PrecisionComparison: Sendable {
     }
 
     /// Runs `reference` and `candidate` on `pixels` with hidden states, attentions and every
-    /// stage's feature map, and compares each output.
+    /// stage's feature map, and compares each output. One pass keeps everything: the kept maps
+    /// come from a product of their own, and every block's output takes the streaming attention
+    /// that is timed.
     public static func compare(reference: VisionTransformer, candidate: VisionTransformer, pixels: Tensor) throws(DinoModelError) -> PrecisionComparison {
         let layers = reference.configuration.numHiddenLayers
         let everything = FeatureRequest(stages: Set(0...layers), normalizedStages: Set(0...layers), attentionBlocks: Set(0..<layers))
+        func entry(_ name: String, _ e: Tensor, _ a: Tensor) -> Entry { Entry(output: name, expected: e, actual: a) }
         let expected = try reference.features(pixels, request: everything)
         let actual = try candidate.features(pixels, request: everything)
         let (lastE, lastA) = (try expected.stage(layers, normalized: true), try actual.stage(layers, normalized: true))
@@ -51,22 +73,6 @@ public struct PrecisionComparison: Sendable {
                                  try actual.stage(k, normalized: true).patchMap))
         }
         return PrecisionComparison(entries: entries)
-    }
-
-    private static func entry(_ name: String, _ expected: Tensor, _ actual: Tensor) -> Entry {
-        var dot = 0.0, normE = 0.0, normA = 0.0, maxError = 0.0, maxReference = 0.0
-        for (e, a) in zip(expected.scalars, actual.scalars) {
-            let (de, da) = (Double(e), Double(a))
-            dot += de * da
-            normE += de * de
-            normA += da * da
-            maxError = max(maxError, abs(de - da))
-            maxReference = max(maxReference, abs(de))
-        }
-        let cosine = normE > 0 && normA > 0 ? dot / (normE.squareRoot() * normA.squareRoot()) : (normE == normA ? 1 : 0)
-        let shapesAgree = expected.shape == actual.shape
-        return Entry(output: name, cosine: shapesAgree ? cosine : 0, maxAbsError: shapesAgree ? maxError : .infinity,
-                     maxAbsReference: maxReference)
     }
 
     /// A JSON array of `{"output", "cosine", "max_abs_error", "max_abs_reference"}` objects.

@@ -44,10 +44,11 @@ public final class VisionTransformer: Sendable {
                 precision: WeightPrecision = .fp32, bf16Products: BFloat16Products? = nil) throws(DinoModelError) {
         try configuration.validate()
         let products = bf16Products ?? .automatic
-        // Packed once while loading, the weights are never re-packed per call; without AVX2 they
-        // stay in PyTorch's layout for OpenBLAS.
+        // Packed once while loading (one layout for the AVX2 and the AVX-512 kernels), the
+        // weights are never re-packed per call; without either they stay in PyTorch's layout for
+        // OpenBLAS.
         let (weights, naming) = try CheckpointLoader.load(source: source, configuration: configuration,
-                                                          pack: dino_kernels_active_isa() == DINO_ISA_AVX2, precision: precision,
+                                                          pack: packedKernelsActive, precision: precision,
                                                           bf16Products: products)
         self.configuration = configuration
         self.precision = precision

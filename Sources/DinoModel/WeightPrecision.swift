@@ -16,17 +16,18 @@ public enum WeightPrecision: String, Sendable, Equatable, CaseIterable {
 
 /// How the GEMMs multiply bfloat16 weights.
 public enum BFloat16Products: String, Sendable, Equatable, CaseIterable {
-    /// Each weight is widened to float32 inside the AVX2 kernel and multiplies the float32
+    /// Each weight is widened to float32 inside the AVX2 or AVX-512 kernel and multiplies the float32
     /// activations: only the weights are rounded, and the speed is about fp32's (the forward is
     /// not limited by weight traffic).
     case widened
-    /// The activations are rounded to bfloat16 too, and pairs of products are summed into float32
-    /// by AVX512-BF16's `VDPBF16PS`: twice the products per instruction of a float32 FMA. On a CPU
+    /// The activations are rounded to bfloat16 too (the inputs of every GEMM, attention's q·kᵀ and
+    /// p·v included, except with the portable kernels), and pairs of products are summed into
+    /// float32 by AVX512-BF16's `VDPBF16PS`: twice the products per instruction of a float32 FMA. On a CPU
     /// without AVX512-BF16 the same arithmetic runs through a portable model of the instruction,
     /// which is slow: that is for measuring its accuracy, not for use.
     case dotProducts
 
-    /// `dotProducts` where the CPU has AVX512-BF16 (and the AVX kernels are active), else
+    /// `dotProducts` where the CPU has AVX512-BF16 (and the AVX-512 kernels are active), else
     /// `widened`; the environment variable `DINO_BF16_PRODUCTS=widened|dotProducts` overrides it.
     public static var automatic: BFloat16Products {
         if let name = environmentOverride, let chosen = BFloat16Products(rawValue: name) { return chosen }

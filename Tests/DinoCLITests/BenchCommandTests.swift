@@ -30,12 +30,21 @@ struct BenchCommandTests {
         // The largest GEMM of this model at 56x70 and batch 2: 2 x (1 + 4 + 4 x 5) rows, the FFN.
         #expect(object["gemm_m"] as? Double == 50)
         #expect(try #require(object["gemm_gflops"] as? Double) > 0)
-        // The FMA peak is measured where the AVX2 kernels run (the CLI's process, same CPU).
-        if dino_kernels_active_isa() == DINO_ISA_AVX2 {
+        // The machine: CPUID's identity and the kernels chosen (the CLI's process, same CPU and
+        // environment).
+        let isa = dino_kernels_active_isa()
+        #expect(object["isa"] as? String == String(cString: dino_isa_name(isa)))
+        #expect(object["cpu"] is String && object["cpu_family"] is Double && object["cpu_model"] is Double)
+        #expect(object["avx512_bf16"] as? Bool == (dino_kernels_cpu_has_avx512bf16() != 0))
+        #expect(object["amx"] as? Bool == (dino_kernels_cpu_has_amx() != 0))
+        // The FMA peak is measured where the packed kernels run, on their vectors; beside the
+        // AVX-512 one, the AVX2 one.
+        if isa != DINO_ISA_PORTABLE {
             #expect(try #require(object["fma_peak_gflops"] as? Double) > 0)
         } else {
             #expect(object["fma_peak_gflops"] == nil)
         }
+        #expect((object["fma_peak_gflops_avx2"] != nil) == (isa == DINO_ISA_AVX512))
     }
 
     @Test("--precision bf16 --accuracy reports every output against fp32")

@@ -1,8 +1,8 @@
 // Hot loops of the DINOv2 forward pass.
 //
 // Every kernel has a plain reference version (`*_ref`, scalar C with libm) and a
-// public entry point that dispatches at run time to an AVX2 + FMA version when the CPU has
-// both, and to the reference version otherwise.
+// public entry point that dispatches at run time to the best instruction set the CPU has:
+// AVX-512 (F + VL + BW + DQ), then AVX2 + FMA, then the reference version.
 //
 // Dimension letters: R rows (tokens of all images), C columns (channels),
 // N number of elements, P patch size, B batch.
@@ -16,20 +16,31 @@
 extern "C" {
 #endif
 
-/// Instruction sets the dispatcher can choose.
+/// Instruction sets the dispatcher can choose, in increasing order of preference.
 typedef enum {
     DINO_ISA_PORTABLE = 0,
-    DINO_ISA_AVX2 = 1,
+    DINO_ISA_AVX2 = 1,   // AVX2 + FMA
+    DINO_ISA_AVX512 = 2, // AVX-512 F + VL + BW + DQ (and AVX2 + FMA)
 } dino_isa;
 
 /// The instruction set the dispatching kernels use now.
 dino_isa dino_kernels_active_isa(void);
 /// Whether this CPU can run the AVX2 + FMA kernels.
 int dino_kernels_cpu_has_avx2(void);
-/// Forces the dispatching kernels onto `isa` (falls back to portable when the CPU lacks it).
-/// Returns the instruction set now active. The environment variable DINO_ISA=portable does the
-/// same at start-up.
+/// Whether this CPU (and the OS, which must save the zmm state) can run the AVX-512 kernels.
+int dino_kernels_cpu_has_avx512(void);
+/// Forces the dispatching kernels onto `isa`, or the best instruction set below it that the CPU
+/// has. Returns the instruction set now active. The environment variable
+/// DINO_ISA=portable|avx2|avx512 does the same at start-up.
 dino_isa dino_kernels_force_isa(dino_isa isa);
+/// "portable", "avx2" or "avx512".
+const char *dino_isa_name(dino_isa isa);
+
+/// Whether this CPU has AMX (AMX-TILE and AMX-BF16). Reported only: no kernel uses it yet.
+int dino_kernels_cpu_has_amx(void);
+/// The CPU's brand string (CPUID leaves 0x80000002-4, at most 48 characters, NUL-terminated)
+/// and its family and model numbers (leaf 1, extended fields included); "" and 0 elsewhere.
+void dino_cpu_identity(char name[49], int *family, int *model);
 
 /// Activation functions of the FFN (`config.hidden_act`).
 typedef enum {
@@ -143,31 +154,43 @@ void dino_gemm_packed_bf16_ref(const float *x, size_t ldx, size_t M, size_t K, c
 // 16 columns, K in pairs: the 32-bit lane j of pair k of panel p holds w[16p + j][2k] in its low
 // half and w[16p + j][2k + 1] in its high half (zero past N and K); the panel is
 // dino_packed_weight_count_bf16_dot(N, K) uint32_t. dino_gemm_packed_bf16_dot runs the AVX512
-// kernel where the CPU has AVX512-BF16 and the active ISA is not portable; elsewhere the same loop
-// through a portable model of the instruction (dino_gemm_packed_bf16_dot_model, slow; the tests
-// check it against the reference). The reference sums bf16(x) * w in double precision.
+// kernel where the CPU has AVX512-BF16 and the active ISA is AVX-512; elsewhere the same
+// arithmetic through a portable model of the instruction (dino_gemm_packed_bf16_dot_model, slow;
+// the tests check it against the reference). The reference sums bf16(x) * w in double precision.
 int dino_kernels_cpu_has_avx512bf16(void);
 int dino_gemm_bf16_dot_uses_avx512(void);
 size_t dino_packed_weight_count_bf16_dot(size_t N, size_t K);
 void dino_pack_weight_bf16_dot(const float *w, size_t N, size_t K, uint32_t *packed);
+// Packs any strided N x K matrix the same way: element (n, k) at w[n * stride_n + k * stride_k]
+// (attention packs one head's keys as [keys, D] and its values transposed as [D, keys]).
+void dino_pack_strided_bf16_dot(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k, uint32_t *packed);
+void dino_pack_strided_bf16_dot_ref(const float *w, size_t N, size_t K, size_t stride_n, size_t stride_k,
+                                    uint32_t *packed);
 void dino_unpack_weight_bf16_dot(const uint32_t *packed, size_t N, size_t K, float *w);
 void dino_gemm_packed_bf16_dot(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed, size_t N,
                                const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode, const float *gamma,
                                dino_activation act);
-void dino_gemm_packed_bf16_dot_model(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed, size_t N,
-                                     const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode,
-                                     const float *gamma, dino_activation act);
-void dino_gemm_packed_bf16_dot_ref(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed, size_t N,
-                                   const float *bias, float *out, size_t ldo, dino_gemm_epilogue mode,
-                                   const float *gamma, dino_activation act);
+// As dino_gemm_packed_bf16_dot with the panels panel_stride lanes apart ((K + 1) / 2 * 16 when
+// packed whole; a slice of a wider packed matrix keeps the wider stride, and starts at an even K).
+void dino_gemm_packed_bf16_dot_strided(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed,
+                                       size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                                       dino_gemm_epilogue mode, const float *gamma, dino_activation act);
+void dino_gemm_packed_bf16_dot_model(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed,
+                                     size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                                     dino_gemm_epilogue mode, const float *gamma, dino_activation act);
+void dino_gemm_packed_bf16_dot_ref(const float *x, size_t ldx, size_t M, size_t K, const uint32_t *packed,
+                                   size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
+                                   dino_gemm_epilogue mode, const float *gamma, dino_activation act);
 
 // --- FMA peak ----------------------------------------------------------------------------
-// Runs `iterations` steps of 12 independent 8-float FMAs (no loads) on the calling thread and
-// returns the floating-point operations done (DINO_FMA_PEAK_FLOPS_PER_STEP per step), or 0 where
-// the AVX2 kernels are not active. `checksum`, if not NULL, receives the sum of the final values
-// (between 0 and about 96). Time it to get the FMA peak that bounds the AVX2 GEMM kernels.
+// Runs `iterations` steps of 12 independent FMAs (no loads) on vectors of `isa` (8 floats for
+// AVX2, 16 for AVX-512) on the calling thread and returns the floating-point operations done
+// (DINO_FMA_PEAK_FLOPS_PER_STEP, or _AVX512, per step), or 0 where the CPU cannot run `isa` or it
+// is portable. `checksum`, if not NULL, receives the sum of the final values (each lane tends to 1).
+// Time it to get the FMA peak that bounds the GEMM kernels of that instruction set.
 #define DINO_FMA_PEAK_FLOPS_PER_STEP 192
-double dino_fma_peak_loop(size_t iterations, double *checksum);
+#define DINO_FMA_PEAK_FLOPS_PER_STEP_AVX512 384
+double dino_fma_peak_loop(dino_isa isa, size_t iterations, double *checksum);
 
 // --- Patch extraction (im2col of a stride-P, kernel-P convolution) ----------------
 // image: [B, Cin, H, W]; out: [B * (H/P) * (W/P), Cin * P * P], rows in row-major patch
@@ -198,6 +221,9 @@ void dino_f16_to_f32(const uint16_t *src, float *dst, size_t N);
 void dino_bf16_to_f32(const uint16_t *src, float *dst, size_t N);
 // src: [N] float, dst: [N] bfloat16 bit patterns, round to nearest even.
 void dino_f32_to_bf16(const float *src, uint16_t *dst, size_t N);
+void dino_f16_to_f32_ref(const uint16_t *src, float *dst, size_t N);
+void dino_bf16_to_f32_ref(const uint16_t *src, float *dst, size_t N);
+void dino_f32_to_bf16_ref(const float *src, uint16_t *dst, size_t N);
 
 #ifdef __cplusplus
 }

@@ -150,10 +150,8 @@ void dino_gemm_packed_bf16_ref(const float *x, size_t ldx, size_t M, size_t K, c
 
 // A whole 6 x 16 tile whose sum over K is complete: the same arithmetic as gemm_finish256() for each
 // vector (so the same bits), with the mode and bias tests made once per tile instead of per
-// vector and no masks. The generic loop over gemm_finish256() took about a quarter of attention's
-// q kᵀ product (K = 64, perf); against it in one binary: that product 0.87-0.92x the time,
-// the linear layers' shapes 0.94-1.00x, forwards 0.95-0.98x (ABBA runs in one process, 12 of 14
-// faster: ViT-S and ViT-B, 224 and 518, batch 8).
+// vector and no masks: the generic loop over gemm_finish256() took about a quarter of attention's
+// q kᵀ product (K = 64; docs/performance.md).
 static inline __attribute__((always_inline)) DINO_AVX2 void
 finish_full_tile(__m256 acc[ROWS][2], float *dst, size_t ldo, const float *bias, dino_gemm_epilogue mode,
                  const float *gamma, dino_activation act) {
@@ -223,8 +221,7 @@ gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const void *pac
                 // The slice of weights that comes next (the next panel; after the last, the first
                 // panel for the next rows or the next block of K) is not where the hardware
                 // prefetchers look: each tile fetches its share of it into L2 (T2 keeps it out
-                // of L1, which holds this slice). 0-9 % faster on ViT-S's linear shapes, against
-                // the same kernel without it in one binary; 2-5 % on a forward (within the noise).
+                // of L1, which holds this slice).
                 const char *next = NULL;
                 size_t next_steps = kend - k0;
                 if (p + 1 < panels) {
@@ -265,9 +262,7 @@ gemm_packed_avx2(const float *x, size_t ldx, size_t M, size_t K, const void *pac
                         }
                     }
                     const char *b = panel;
-                    // Unrolled by 4: single GEMMs 0.96-1.00x the time of the plain loop (ViT-S's shapes,
-                    // one thread, 12 interleaved pairs), forwards faster in 29 of 34 alternating process
-                    // pairs (median 0.93x); 2 and 8 were no better.
+                    // Unrolled by 4, the fastest of 1, 2, 4 and 8 (docs/performance.md).
 #pragma clang loop unroll_count(4)
                     for (size_t k = 0; k < kend - k0; k++, b += 16 * element) {
                         __m256 b0, b1, v;

@@ -64,13 +64,8 @@ void dino_pack_strided_avx512(const float *w, size_t N, size_t K, size_t stride_
 // all panels. Every row block streams the whole weight, so the blocks are made equal: 131 rows
 // are one block, not 120 plus an 11-row remainder that would stream the weight again. K is not
 // split up to 3072 (every ViT up to ViT-L): the slice then streams from L2 instead of sitting in
-// L1, which the prefetchers keep up with, and no partial sums go through memory. Against blocks
-// of 384 in one binary: 1.07-1.17x on ViT-S's second FFN GEMM (K 1536), 1.05-1.13x on ViT-B's
-// first (K 768), no change at K 384; whole forwards 0.91-0.99x the time in 8 paired runs (ViT-S
-// and ViT-B, 224 and 518, batch 8). Row blocks of up to 216 (170-210 rows at 518 px or batch 8)
-// against 144: 1.03-1.09x on ViT-S's GEMMs at 1374 and 2088 rows, 72 and 288 were slower;
-// forwards 0.91-1.02x the time in 6 paired runs (median 0.97). At 224 px, batch 1, each thread's
-// 131 rows are one block. (AVX2 6 x 16 tiles, Zen 3.)
+// L1, which the prefetchers keep up with, and no partial sums go through memory. Row blocks of
+// up to 216 rows beat 72, 144 and 288 (these sizes and their measurements: docs/performance.md).
 static inline __attribute__((always_inline)) void dino_gemm_blocking(size_t M, size_t K, size_t tile_rows, size_t *KC,
                                                                      size_t *MC) {
     const size_t KC_MAX = 3072, MC_MAX = 216;

@@ -68,10 +68,8 @@ struct AttentionKernel {
     ///
     /// Each block of queries is copied to contiguous rows first. In place, rows 3C floats apart use
     /// half of the 64 L1 sets for ViT-S (3C = 1152 floats is 72 cache lines, 8 sets apart) and a
-    /// quarter for ViT-B, so the block does not stay in L1 across the key panels. The copy makes
-    /// q kᵀ 1.08-1.10x as fast at 1374 tokens and 1.08x at 261 (one thread, interleaved in one
-    /// process, copy included); whole forwards in ABBA runs: ViT-S 518 0.87-1.00x the time
-    /// (median 0.98), ViT-S 224, ViT-B 518 and batch 8 0.94-1.08x (no change beyond the noise).
+    /// quarter for ViT-B, so the block does not stay in L1 across the key panels (measurements:
+    /// docs/performance.md).
     private func streamingPacked(qkv: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, workspace: Workspace) {
         let (n, d, c) = (tokens, headDim, width)
         let bq = Self.queryBlock(tokens: n), bk = Self.keyBlock(tokens: n)

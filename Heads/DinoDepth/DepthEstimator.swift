@@ -56,13 +56,16 @@ extension DepthEstimator {
     /// Depth at the model's output resolution `[B, h', w']` for normalised pixels `[B, 3, H, W]`,
     /// in one pass of `model`.
     public func predict(_ pixels: Tensor) throws(DepthError) -> Tensor {
-        let features: BackboneFeatures
+        try depth(try pass(pixels))
+    }
+
+    /// One pass of `model` over normalised pixels `[B, 3, H, W]` that keeps `featureRequest`.
+    public func pass(_ pixels: Tensor) throws(DepthError) -> BackboneFeatures {
         do {
-            features = try model.features(pixels, request: featureRequest)
+            return try model.features(pixels, request: featureRequest)
         } catch {
             throw .model(error)
         }
-        return try depth(features)
     }
 
     /// Depth maps at the original size of each image of a batch of one prepared size.

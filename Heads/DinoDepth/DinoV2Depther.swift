@@ -187,13 +187,7 @@ public struct DinoV2Depther: DepthEstimator {
 
     /// The head's output before the clamp for normalised pixels `[B, 3, H, W]`.
     public func headOutput(_ pixels: Tensor) throws(DepthError) -> Tensor {
-        let features: BackboneFeatures
-        do {
-            features = try model.features(pixels, request: featureRequest)
-        } catch {
-            throw .model(error)
-        }
-        return try headOutput(features)
+        try headOutput(try pass(pixels))
     }
 
     /// Depth `[B, h', w']` clamped to `[min_depth, max_depth]` (`encode_decode` before the resize).

@@ -75,8 +75,10 @@ public struct DepthAnythingConfiguration: Decodable, Sendable, Equatable {
     public static func load(from url: URL) throws(DepthError) -> DepthAnythingConfiguration {
         let data: Data
         do {
-            data = try Data(contentsOf: url)
+            data = try InputFile.contents(of: url)
             _ = try JSONValue.parse(data)
+        } catch let error as TensorFileError {
+            throw .invalidConfiguration(path: url.path, field: "(document)", reason: error.detail)
         } catch {
             throw .invalidConfiguration(path: url.path, field: "(document)", reason: "\(error)")
         }
@@ -95,7 +97,7 @@ public struct DepthAnythingConfiguration: Decodable, Sendable, Equatable {
 
     /// Whether `config.json` at `url` describes a Depth Anything model.
     public static func isDepthAnything(_ url: URL) -> Bool {
-        guard let data = try? Data(contentsOf: url), let json = try? JSONValue.parse(data) else { return false }
+        guard let data = try? InputFile.contents(of: url), let json = try? JSONValue.parse(data) else { return false }
         return json["model_type"]?.stringValue == "depth_anything"
     }
 

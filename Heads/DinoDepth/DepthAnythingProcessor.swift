@@ -29,7 +29,9 @@ public struct DepthAnythingProcessor: Sendable, Equatable {
     public static func load(from url: URL) throws(DepthError) -> DepthAnythingProcessor {
         let json: JSONValue
         do {
-            json = try JSONValue.parse(try Data(contentsOf: url))
+            json = try JSONValue.parse(try InputFile.contents(of: url))
+        } catch let error as TensorFileError {
+            throw .invalidConfiguration(path: url.path, field: "(document)", reason: error.detail)
         } catch {
             throw .invalidConfiguration(path: url.path, field: "(document)", reason: "\(error)")
         }

@@ -1,3 +1,4 @@
+import DinoTensor
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
@@ -91,25 +92,21 @@ public enum VOCDataset {
     public static func load(root: URL, split: String, removeHard: Bool = false) throws(DiscoveryError) -> DiscoveryDataset {
         let splitFile = root.appendingPathComponent("ImageSets/Main/\(split).txt")
         guard FileManager.default.fileExists(atPath: splitFile.path) else { throw .missingFile(path: splitFile.path) }
-        let ids: [String]
-        do {
-            ids = try String(contentsOf: splitFile, encoding: .utf8).split(whereSeparator: \.isNewline)
-                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        } catch {
-            throw .unreadableFile(path: splitFile.path, reason: "cannot read the split file as UTF-8 text: \(error.localizedDescription)")
-        }
+        let ids = try lines(of: splitFile, what: "split file")
         var dataset = DiscoveryDataset(name: "VOC \(split)\(removeHard ? " (no hard)" : "")", images: [], excluded: [], failures: [])
         for id in ids {
-            let annotationURL = root.appendingPathComponent("Annotations/\(id).xml")
             do throws(DiscoveryError) {
-                guard let data = FileManager.default.contents(atPath: annotationURL.path) else { throw .missingFile(path: annotationURL.path) }
+                let annotationURL = try confined("Annotations/\(id).xml", in: root, listedIn: splitFile)
+                guard FileManager.default.fileExists(atPath: annotationURL.path) else { throw .missingFile(path: annotationURL.path) }
+                let data: Data
+                do { data = try InputFile.contents(of: annotationURL) } catch { throw .unreadableFile(path: annotationURL.path, reason: error.detail) }
                 let annotation = try VOCAnnotation(data: data, path: annotationURL.path)
                 let objects = removeHard ? annotation.objects.filter { !$0.truncated && !$0.difficult } : annotation.objects
                 if removeHard && objects.isEmpty {
                     dataset.excluded.append(id)
                     continue
                 }
-                dataset.images.append(GroundTruthImage(id: id, url: root.appendingPathComponent("JPEGImages/\(id).jpg"),
+                dataset.images.append(GroundTruthImage(id: id, url: try confined("JPEGImages/\(id).jpg", in: root, listedIn: splitFile),
                                                        boxes: objects.map(\.box)))
             } catch {
                 dataset.failures.append((id, error.description))
@@ -167,4 +164,19 @@ struct XMLTree {
             }
         }
     }
+}
+
+/// The non-empty lines of the UTF-8 text file at `url` (a split file or file list), trimmed.
+func lines(of url: URL, what: String) throws(DiscoveryError) -> [String] {
+    let data: Data
+    do { data = try InputFile.contents(of: url) } catch { throw .unreadableFile(path: url.path, reason: error.detail) }
+    guard let text = String(data: data, encoding: .utf8) else {
+        throw .unreadableFile(path: url.path, reason: "cannot read the \(what) as UTF-8 text")
+    }
+    return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+}
+
+/// `entry`, a path a dataset list (`list`) gives relative to `root`, which must stay inside it.
+func confined(_ entry: String, in root: URL, listedIn list: URL) throws(DiscoveryError) -> URL {
+    do { return try InputFile.confined(entry, in: root, source: list.path) } catch { throw .unreadableFile(path: list.path, reason: error.detail) }
 }

@@ -1,4 +1,5 @@
 import DinoImage
+import DinoTensor
 import Foundation
 
 /// How a dataset folder is organised.
@@ -64,13 +65,19 @@ public struct SegmentationDataset: Sendable {
         case .voc:
             let name = split ?? "train"
             let list = root.appendingPathComponent("ImageSets/Segmentation/\(name).txt")
-            guard let text = try? String(contentsOf: list, encoding: .utf8) else {
+            guard let data = try? InputFile.contents(of: list), let text = String(data: data, encoding: .utf8) else {
                 throw .invalidDataset(path: path, reason: "no split list ImageSets/Segmentation/\(name).txt")
             }
             let ids = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             var found: [SegmentationSample] = []
             for id in ids {
-                let image = root.appendingPathComponent("JPEGImages/\(id).jpg"), mask = root.appendingPathComponent("SegmentationClass/\(id).png")
+                let image: URL, mask: URL
+                do {
+                    image = try InputFile.confined("JPEGImages/\(id).jpg", in: root, source: list.path)
+                    mask = try InputFile.confined("SegmentationClass/\(id).png", in: root, source: list.path)
+                } catch {
+                    throw .invalidDataset(path: list.path, reason: "id '\(id)' \(error.detail)")
+                }
                 for file in [image, mask] where !FileManager.default.fileExists(atPath: file.path) {
                     throw .invalidDataset(path: path, reason: "\(name).txt lists '\(id)' but \(file.path) does not exist")
                 }
@@ -131,8 +138,10 @@ public struct SegmentationDataset: Sendable {
 
     private static func classList(_ url: URL) throws(SegmentationError) -> [String]? {
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        guard let text = try? String(contentsOf: url, encoding: .utf8) else {
-            throw .invalidDataset(path: url.path, reason: "cannot read the class list")
+        let data: Data
+        do { data = try InputFile.contents(of: url) } catch { throw .invalidDataset(path: url.path, reason: error.detail) }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw .invalidDataset(path: url.path, reason: "the class list is not UTF-8 text")
         }
         let names = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !names.isEmpty, names.count <= 255 else {

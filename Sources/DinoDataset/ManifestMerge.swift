@@ -137,7 +137,7 @@ public enum ManifestMerge {
                 throw .missingKeys(source: "\(url.path): unit \(record.index) (\(record.source))", expected: record.expected,
                                    actual: record.rows + record.failures.count)
             }
-            let output = url.deletingLastPathComponent().appendingPathComponent(record.output)
+            let output = try record.outputURL(manifest: url)
             let keys = try checkOutput(output, record: record, settings: first.settings, digest: digest)
             for (row, key) in keys.enumerated() {
                 let location = "\(output.path) row \(row)"
@@ -177,6 +177,10 @@ public enum ManifestMerge {
     /// `keys` metadata and the shape of every feature matrix.
     static func checkOutput(_ url: URL, record: UnitRecord, settings: ExtractionSettings,
                             digest: ShardRunner.Digest) throws(DatasetError) -> [String] {
+        // Before the digest opens it: a FIFO would block it.
+        do { try InputFile.checkRegularFile(url) } catch {
+            throw .outputMismatch(path: url.path, field: "file", expected: "a regular file", actual: error.detail)
+        }
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
               let size = (attributes[.size] as? NSNumber)?.intValue
         else { throw .outputMismatch(path: url.path, field: "file", expected: "present", actual: "missing") }

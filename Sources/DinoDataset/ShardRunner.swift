@@ -237,16 +237,19 @@ public final class ShardRunner {
             // "actual" is what the folder holds, "expected" what this run was given.
             throw .incompatibleSettings(path: path, field: field, expected: now, actual: before)
         }
-        existing.units = existing.units.filter { record in
-            let url = folder.appendingPathComponent(record.output)
+        var kept: [UnitRecord] = []
+        for record in existing.units {
+            let url = try record.outputURL(manifest: manifestURL)
             let attributes = try? FileManager.default.attributesOfItem(atPath: url.path)
             let size = (attributes?[.size] as? NSNumber)?.intValue
-            guard size == record.bytes, (try? digest(url)) == record.sha256 else {
+            // A FIFO in place of an output would block the digest.
+            if (try? InputFile.checkRegularFile(url)) != nil, size == record.bytes, (try? digest(url)) == record.sha256 {
+                kept.append(record)
+            } else {
                 events(.warning("\(url.path): missing or changed since it was recorded; unit \(record.index) (\(record.source)) is redone"))
-                return false
             }
-            return true
         }
+        existing.units = kept
         return existing
     }
 

@@ -35,9 +35,9 @@ public enum ImageIO {
 
     private static func contents(of url: URL) throws(ImageError) -> Data {
         do {
-            return try Data(contentsOf: url, options: .mappedIfSafe)
+            return try InputFile.contents(of: url)
         } catch {
-            throw .cannotRead(path: url.path, reason: (error as NSError).localizedDescription)
+            throw .cannotRead(path: url.path, reason: error.detail)
         }
     }
 

@@ -147,9 +147,9 @@ public struct DinoConfiguration: Codable, Sendable, Equatable {
     public static func load(from url: URL) throws(DinoModelError) -> DinoConfiguration {
         let data: Data
         do {
-            data = try Data(contentsOf: url)
+            data = try InputFile.contents(of: url)
         } catch {
-            throw .cannotReadConfiguration(path: url.path, reason: error.localizedDescription)
+            throw .cannotReadConfiguration(path: url.path, reason: error.detail)
         }
         return try decode(data, path: url.path)
     }

@@ -29,17 +29,13 @@ public final class MappedFile: @unchecked Sendable {
         bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<data.count])
     }
 
-    /// Maps the file at `url` read-only.
+    /// Maps the regular file at `url` read-only (opened as `InputFile` opens every file, so a FIFO
+    /// or a device is refused instead of blocking).
     public init(url: URL) throws(TensorFileError) {
         path = url.path
         owned = false
-        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .cannotOpen(path: url.path, reason: String(cString: strerror(errno))) }
+        let (fd, size) = try InputFile.openRegularFile(url)
         defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw .cannotOpen(path: url.path, reason: String(cString: strerror(errno))) }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw .cannotOpen(path: url.path, reason: "not a regular file") }
-        let size = Int(info.st_size)
         if size == 0 {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
             return

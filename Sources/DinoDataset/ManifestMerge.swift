@@ -177,15 +177,15 @@ public enum ManifestMerge {
     /// `keys` metadata and the shape of every feature matrix.
     static func checkOutput(_ url: URL, record: UnitRecord, settings: ExtractionSettings,
                             digest: ShardRunner.Digest) throws(DatasetError) -> [String] {
-        // Before the digest opens it: a FIFO would block it.
-        do { try InputFile.checkRegularFile(url) } catch {
-            throw .outputMismatch(path: url.path, field: "file", expected: "a regular file", actual: error.detail)
-        }
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
               let size = (attributes[.size] as? NSNumber)?.intValue
         else { throw .outputMismatch(path: url.path, field: "file", expected: "present", actual: "missing") }
         guard size == record.bytes else {
             throw .outputMismatch(path: url.path, field: "size", expected: "\(record.bytes) bytes", actual: "\(size) bytes")
+        }
+        // Before the digest opens it: a FIFO would block it.
+        do { try InputFile.checkRegularFile(url) } catch {
+            throw .outputMismatch(path: url.path, field: "file", expected: "a regular file", actual: error.detail)
         }
         let sha: String
         do { sha = try digest(url) } catch { throw .cannotRead(path: url.path, reason: "\(error)") }

@@ -72,6 +72,7 @@ public final class MappedFile: @unchecked Sendable {
 
 /// Writes a file so that readers see either nothing or the whole file: the bytes go to a
 /// temporary file in the same folder, which is renamed over the target only when complete.
+/// The file and then the folder are synced, so a written file survives a crash of the machine.
 public enum AtomicFile {
     /// Writes `produce`'s output to `url`; on any error the temporary file is removed and the
     /// target is left untouched.
@@ -93,6 +94,12 @@ public enum AtomicFile {
             }
             guard rename(temporary.path, url.path) == 0 else {
                 throw TensorFileError.writeFailed(path: url.path, reason: String(cString: strerror(errno)))
+            }
+            // The rename is durable only once the folder's entry is synced.
+            let folder = open(directory.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if folder >= 0 {
+                _ = fsync(folder)
+                close(folder)
             }
         } catch let error as TensorFileError {
             try? FileManager.default.removeItem(at: temporary)

@@ -101,6 +101,10 @@ public struct DepthAnythingConfiguration: Decodable, Sendable, Equatable {
         return json["model_type"]?.stringValue == "depth_anything"
     }
 
+    /// The largest `reassemble_factors` entry (and the inverse of the smallest) accepted; the
+    /// released models use 4, 2, 1 and 1/2.
+    public static let maximumReassembleFactor = 64.0
+
     /// Checks that the values describe a model that can be built.
     public func validate(path: String) throws(DepthError) {
         func bad(_ field: CodingKeys, _ reason: String) -> DepthError { .invalidConfiguration(path: path, field: field.rawValue, reason: reason) }
@@ -113,8 +117,19 @@ public struct DepthAnythingConfiguration: Decodable, Sendable, Equatable {
         guard stages > 0, reassembleFactors.count == stages else {
             throw bad(.reassembleFactors, "\(reassembleFactors.count) factors for \(stages) neck_hidden_sizes")
         }
-        guard reassembleFactors.allSatisfy({ $0 > 0 && ($0 >= 1 ? $0 == $0.rounded() : (1 / $0) == (1 / $0).rounded()) }) else {
-            throw bad(.reassembleFactors, "\(reassembleFactors) must be integers or 1/integers")
+        // Bounded before they become kernel sizes and strides (Int of a huge Double traps).
+        let maximumFactor = Self.maximumReassembleFactor
+        guard reassembleFactors.allSatisfy({ (1 / maximumFactor...maximumFactor).contains($0)
+            && ($0 >= 1 ? $0 == $0.rounded() : (1 / $0) == (1 / $0).rounded()) })
+        else {
+            throw bad(.reassembleFactors, "\(reassembleFactors) must be integers or 1/integers from 1/\(Int(maximumFactor)) to \(Int(maximumFactor))")
+        }
+        let widthLimit = DinoConfiguration.Limits.hiddenSize
+        guard neckHiddenSizes.allSatisfy({ (1...widthLimit).contains($0) }) else {
+            throw bad(.neckHiddenSizes, "\(neckHiddenSizes) must be from 1 to \(widthLimit)")
+        }
+        for (field, value) in [(CodingKeys.fusionHiddenSize, fusionHiddenSize), (.headHiddenSize, headHiddenSize)] where value > widthLimit {
+            throw bad(field, "\(value) is over the limit of \(widthLimit)")
         }
         guard reassembleHiddenSize == backbone.hiddenSize else {
             throw bad(.reassembleHiddenSize, "\(reassembleHiddenSize) differs from the backbone's hidden_size \(backbone.hiddenSize)")

@@ -28,7 +28,7 @@ struct BadInputCorpusTests {
     @Test("the corpus has at least 40 files across every format")
     func size() {
         #expect(Self.cases.count >= 40)
-        #expect(Set(Self.cases.map(\.format)) == ["safetensors", "config", "pth", "image", "npy", "voc", "coco"])
+        #expect(Set(Self.cases.map(\.format)) == ["safetensors", "config", "pth", "image", "npy", "voc", "coco", "manifest"])
     }
 
     /// Runs the command that reads `case` and returns the result plus the bad file's path as the
@@ -59,6 +59,15 @@ struct BadInputCorpusTests {
             return (try CLI.run(["features", "--model", good.path, "--pixels", bad.path, "--output", output]), bad.path)
         case "image":
             return (try CLI.run(["features", "--model", good.path, bad.path, "--output-dir", scratch.path("out")]), bad.path)
+        case "manifest":
+            // The output the manifest names through ../ exists, an exact copy of what it records.
+            let run = scratch.url.appendingPathComponent("run")
+            try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+            let copy = run.appendingPathComponent("manifest-00000-of-00001.json")
+            try FileManager.default.copyItem(at: bad, to: copy)
+            try FileManager.default.copyItem(at: Self.folder.appendingPathComponent("manifest/outside.safetensors"),
+                                             to: scratch.url.appendingPathComponent("outside.safetensors"))
+            return (try CLI.run(["extract", "merge", run.path, "--index", scratch.path("out/index.json")]), copy.path)
         case "voc":
             let dataset = scratch.url.appendingPathComponent("voc")
             for sub in ["JPEGImages", "Annotations", "ImageSets/Main"] {

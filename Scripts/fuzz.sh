@@ -46,7 +46,7 @@ module DinoTensor Sources/DinoTensor/*.swift
 module DinoModel Sources/DinoModel/*.swift
 module DinoImage Sources/DinoImage/*.swift
 
-link=(-L"$blas_lib" -lopenblas -lz -lopencv_core -lopencv_imgproc -lopencv_imgcodecs -lstdc++)
+link=(-L"$blas_lib" -lopenblas -lz -lopencv_core -lopencv_imgproc -lopencv_imgcodecs -lpng16 -ljpeg -lstdc++)
 declare -A harness=([safetensors]=SafetensorsFuzz [config]=ConfigFuzz [pth]=TorchCheckpointFuzz [image]=ImageFuzz)
 status=0
 for target in "${targets[@]}"; do

@@ -168,6 +168,65 @@ struct ImageLimitTests {
     }
 }
 
+@Suite("Decoder limits and messages")
+struct DecoderLimitTests {
+    /// A PNG declaring `width x height` RGB pixels, with a little image data.
+    func bigPNG(width: UInt32, height: UInt32) -> Data {
+        func chunk(_ type: String, _ body: [UInt8]) -> [UInt8] {
+            let typed = Array(type.utf8) + body
+            return withUnsafeBytes(of: UInt32(body.count).bigEndian, Array.init) + typed
+                + withUnsafeBytes(of: crc32(typed).bigEndian, Array.init)
+        }
+        let header = withUnsafeBytes(of: width.bigEndian, Array.init) + withUnsafeBytes(of: height.bigEndian, Array.init) + [8, 2, 0, 0, 0]
+        // zlib stream of a few zero bytes (stored block): enough for the decoder to read the header.
+        let idat: [UInt8] = [0x78, 0x01, 0x01, 0x04, 0x00, 0xFB, 0xFF, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0x01]
+        return Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", header) + chunk("IDAT", idat) + chunk("IEND", []))
+    }
+
+    func crc32(_ bytes: [UInt8]) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bytes {
+            crc ^= UInt32(byte)
+            for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+        }
+        return ~crc
+    }
+
+    @Test("an image over the decoder's own pixel limit gets the same message as one over --max-pixels")
+    func decoderPixelLimit() {
+        // 60000 x 60000 = 3.6e9 pixels is under the 4e9 asked for, over OpenCV's 2^30.
+        do {
+            _ = try ImageIO.decode(bigPNG(width: 60000, height: 60000), name: "big.png", maxPixels: 4_000_000_000)
+            Issue.record("decoded")
+        } catch {
+            #expect(error == .tooLarge(path: "big.png", width: 60000, height: 60000, limit: ImageIO.decoderMaxPixels))
+            #expect(error.description.contains("exceeds the limit of 1073741824 pixels"), "\(error)")
+        }
+    }
+
+    @Test("a side over the decoder's limit is refused from the header, naming that limit")
+    func decoderSideLimit() {
+        do {
+            _ = try ImageIO.decode(bigPNG(width: 1 << 21, height: 1), name: "long.png")
+            Issue.record("decoded")
+        } catch {
+            #expect(error == .tooLarge(path: "long.png", width: 1 << 21, height: 1, limit: ImageIO.defaultMaxPixels))
+            #expect(error.description.contains("exceeds the limit of 1048576 pixels a side"), "\(error)")
+        }
+    }
+
+    @Test("what libpng says about a broken PNG is in the error, not on stderr")
+    func codecMessageInError() throws {
+        let url = ImageFixtures.format("truncated.png")
+        do {
+            _ = try ImageIO.read(url)
+            Issue.record("decoded")
+        } catch {
+            #expect(error.description.contains("libpng: "), "\(error)")
+        }
+    }
+}
+
 @Suite("Fuzzer findings")
 struct FuzzerFindingsTests {
     @Test("a PNG header declaring 4294967295 x 4294967295 pixels is refused, not an overflow trap")

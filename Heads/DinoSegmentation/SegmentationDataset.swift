@@ -41,13 +41,15 @@ public struct SegmentationDataset: Sendable {
     /// Whether masks are read with ADE20K's `reduce_zero_label`.
     public let reduceZeroLabel: Bool
 
-    /// Reads the sample list of the dataset at `root`. The layout is detected when not given;
-    /// `split` defaults to `train` (VOC), `training` (ADE20K) or the `images` folder itself.
+    /// Reads the sample list of the dataset at `root`. The layout is detected when not given,
+    /// from the folders of the split asked for; `split` defaults to `train` (VOC), `training`
+    /// (ADE20K) or the `images` folder itself.
     public init(root: URL, layout: DatasetLayout? = nil, split: String? = nil) throws(SegmentationError) {
         let path = root.path
-        guard let chosen = layout ?? Self.detectLayout(root) else {
+        guard let chosen = layout ?? Self.detectLayout(root, split: { _ in split }) else {
+            let ade = Self.ade20kSplit(split)
             throw .invalidDataset(path: path, reason: "no known layout: expected images/ + masks/, JPEGImages/ + SegmentationClass/ (VOC) "
-                + "or images/training + annotations/training (ADE20K)")
+                + "or images/\(ade) + annotations/\(ade) (ADE20K)")
         }
         self.root = root
         self.layout = chosen
@@ -88,8 +90,7 @@ public struct SegmentationDataset: Sendable {
             classNames = DatasetClasses.voc
             reduceZeroLabel = false
         case .ade20k:
-            let aliases = ["train": "training", "val": "validation"]
-            let name = split.map { aliases[$0] ?? $0 } ?? "training"
+            let name = Self.ade20kSplit(split)
             self.split = name
             samples = try Self.pairs(images: root.appendingPathComponent("images/\(name)"),
                                      masks: root.appendingPathComponent("annotations/\(name)"), datasetPath: path)
@@ -99,14 +100,19 @@ public struct SegmentationDataset: Sendable {
         guard !samples.isEmpty else { throw .invalidDataset(path: path, reason: "the \(chosen.rawValue) split '\(self.split ?? "")' has no samples") }
     }
 
-    /// The layout a folder follows, judged by its sub-folders.
-    public static func detectLayout(_ root: URL) -> DatasetLayout? {
-        func exists(_ sub: String) -> Bool {
-            var isDirectory: ObjCBool = false
-            return FileManager.default.fileExists(atPath: root.appendingPathComponent(sub).path, isDirectory: &isDirectory) && isDirectory.boolValue
-        }
+    /// The ADE20K folder name of `split` (`train` and `val` are aliases), `training` by default.
+    static func ade20kSplit(_ split: String?) -> String {
+        let aliases = ["train": "training", "val": "validation"]
+        return split.map { aliases[$0] ?? $0 } ?? "training"
+    }
+
+    /// The layout a folder follows, judged by its sub-folders: for ADE20K, those of the split
+    /// `split(.ade20k)` names (a copy may hold only `validation`).
+    public static func detectLayout(_ root: URL, split: (DatasetLayout) -> String? = { _ in nil }) -> DatasetLayout? {
+        func exists(_ sub: String) -> Bool { InputFile.isDirectory(root.appendingPathComponent(sub)) }
         if exists("JPEGImages") && exists("SegmentationClass") { return .voc }
-        if exists("images/training") && exists("annotations/training") { return .ade20k }
+        let ade = ade20kSplit(split(.ade20k))
+        if exists("images/\(ade)") && exists("annotations/\(ade)") { return .ade20k }
         if exists("images") && exists("masks") { return .folders }
         return nil
     }

@@ -136,6 +136,9 @@ def main() -> None:
     }
     for name, text in voc.items():
         add("voc", f"{name}.xml", text.encode(), name.replace("_", " "), "Annotations")
+    # Found by Scripts/fuzz.sh: Foundation's XMLParser trapped on an element name that is not UTF-8.
+    add("voc", "non_utf8_element.xml", b"<annotation><filename>a.jpg</filename><s\xff\xffize><width>64</width></s\xff\xffize></annotation>",
+        "an element name that is not UTF-8", "UTF-8")
     add("coco", "missing_annotations.json", json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 64}]}).encode(), "no annotations list", "annotations")
     add("coco", "short_bbox.json", json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 64}], "annotations": [{"image_id": 1, "bbox": [1, 2, 3], "iscrowd": 0}]}).encode(), "bbox with 3 numbers", "bbox")
     add("coco", "not_json.json", b"{images: [", "not JSON", "JSON")

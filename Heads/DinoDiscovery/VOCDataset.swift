@@ -1,8 +1,5 @@
 import DinoTensor
 import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
 
 /// One object of a PASCAL VOC annotation.
 public struct VOCObject: Sendable, Equatable {
@@ -113,56 +110,6 @@ public enum VOCDataset {
             }
         }
         return dataset
-    }
-}
-
-/// A minimal element tree of an XML document: names, children and the text of leaf elements,
-/// trimmed of surrounding white space (as torchvision's VOC parser reads it).
-struct XMLTree {
-    var name: String
-    var children: [XMLTree] = []
-    var text: String?
-
-    /// The first child element named `name`.
-    func child(_ name: String) -> XMLTree? { children.first { $0.name == name } }
-
-    static func parse(_ data: Data, path: String) throws(DiscoveryError) -> XMLTree {
-        let builder = Builder()
-        let parser = XMLParser(data: data)
-        parser.delegate = builder
-        parser.shouldProcessNamespaces = false
-        parser.shouldResolveExternalEntities = false
-        guard parser.parse(), let root = builder.root else {
-            let reason = parser.parserError.map { "\($0.localizedDescription)" } ?? "no root element"
-            throw .unreadableFile(path: path, reason: "not well-formed XML (line \(parser.lineNumber)): \(reason)")
-        }
-        return root
-    }
-
-    private final class Builder: NSObject, XMLParserDelegate {
-        var stack: [XMLTree] = []
-        var texts: [String] = []
-        var root: XMLTree?
-
-        func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
-                    qualifiedName: String?, attributes: [String: String] = [:]) {
-            stack.append(XMLTree(name: elementName))
-            texts.append("")
-        }
-
-        func parser(_ parser: XMLParser, foundCharacters string: String) {
-            if !texts.isEmpty { texts[texts.count - 1] += string }
-        }
-
-        func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName: String?) {
-            guard var element = stack.popLast(), let text = texts.popLast() else { return }
-            if element.children.isEmpty { element.text = text.trimmingCharacters(in: .whitespacesAndNewlines) }
-            if stack.isEmpty {
-                root = element
-            } else {
-                stack[stack.count - 1].children.append(element)
-            }
-        }
     }
 }
 

@@ -171,29 +171,27 @@ struct DepthAnythingLimitTests {
         ("ensure_multiple_of", { $0["ensure_multiple_of"] = 1 << 60 }),
     ]
 
-    @Test("size fields beyond their limits name the field", arguments: 0..<configEdits.count)
-    func configuration(_ index: Int) throws {
-        let (field, edit) = Self.configEdits[index]
-        let url = try edited("config.json", edit)
+    /// Expects `load` to refuse `file` of the fixture edited by `edit`, naming `field`.
+    func expectRefusal(_ file: String, _ field: String, _ edit: (inout [String: Any]) -> Void, load: (URL) throws -> Void) throws {
+        let url = try edited(file, edit)
         defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
         #expect {
-            try DepthAnythingConfiguration.load(from: url)
+            try load(url)
         } throws: { error in
             guard case .invalidConfiguration(url.path, field, _)? = error as? DepthError else { return false }
             return true
         }
     }
 
+    @Test("size fields beyond their limits name the field", arguments: 0..<configEdits.count)
+    func configuration(_ index: Int) throws {
+        let (field, edit) = Self.configEdits[index]
+        try expectRefusal("config.json", field, edit) { _ = try DepthAnythingConfiguration.load(from: $0) }
+    }
+
     @Test("processor sizes beyond their limits name the field", arguments: 0..<processorEdits.count)
     func processor(_ index: Int) throws {
         let (field, edit) = Self.processorEdits[index]
-        let url = try edited("preprocessor_config.json", edit)
-        defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
-        #expect {
-            try DepthAnythingProcessor.load(from: url)
-        } throws: { error in
-            guard case .invalidConfiguration(url.path, field, _)? = error as? DepthError else { return false }
-            return true
-        }
+        try expectRefusal("preprocessor_config.json", field, edit) { _ = try DepthAnythingProcessor.load(from: $0) }
     }
 }

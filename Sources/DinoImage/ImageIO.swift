@@ -50,12 +50,18 @@ public enum ImageIO {
         try decode(contents(of: url), name: url.path, maxPixels: maxPixels)
     }
 
+    /// The file's bytes, mapped rather than read: the header is checked against the pixel limit
+    /// before the decoder touches the rest.
     private static func contents(of url: URL) throws(ImageError) -> Data {
+        let file: MappedFile
         do {
-            return try InputFile.contents(of: url)
+            file = try MappedFile(url: url)
         } catch {
             throw .cannotRead(path: url.path, reason: error.detail)
         }
+        guard let base = file.bytes.baseAddress else { return Data() }
+        return Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base), count: file.bytes.count,
+                     deallocator: .custom { _, _ in withExtendedLifetime(file) {} })
     }
 
     /// The NUL-terminated text the bridge wrote into `message`.

@@ -35,15 +35,19 @@ public enum InputFile {
         return (fd, Int(info.st_size))
     }
 
-    /// The whole contents of the regular file at `url`.
-    public static func contents(of url: URL) throws(TensorFileError) -> Data {
+    /// The whole contents of the regular file at `url`, refused when it is larger than
+    /// `maxBytes` (configurations, lists and annotations are far smaller than the default 2 GiB;
+    /// a larger file given in their place is an error, not an allocation of its size).
+    public static func contents(of url: URL, maxBytes: Int = 1 << 31) throws(TensorFileError) -> Data {
         let (fd, size) = try openRegularFile(url)
         defer { close(fd) }
+        guard size <= maxBytes else { throw .cannotOpen(path: url.path, reason: "\(size) bytes is over the limit of \(maxBytes) for this file") }
         var data = Data(count: size)
         var done = 0
         while true {
             if done == data.count {
                 // The file may have grown since fstat: read on until end of file.
+                guard done < maxBytes else { throw .cannotOpen(path: url.path, reason: "grew over the limit of \(maxBytes) bytes while being read") }
                 data.count += max(4096, data.count / 2)
             }
             let got = data.withUnsafeMutableBytes { buffer in

@@ -86,6 +86,10 @@ struct InputFileTests {
         #expect(try InputFile.contents(of: folder.file("a.bin")) == bytes)
         try Data().write(to: folder.file("empty"))
         #expect(try InputFile.contents(of: folder.file("empty")).isEmpty)
+        // A file over the limit is refused from its size, before anything is allocated for it.
+        #expect(throws: TensorFileError.cannotOpen(path: folder.file("a.bin").path, reason: "100000 bytes is over the limit of 1000 for this file")) {
+            try InputFile.contents(of: folder.file("a.bin"), maxBytes: 1000)
+        }
     }
 
     @Test("paths from a file stay in its folder", arguments: [

@@ -33,15 +33,24 @@ public enum ImageIO {
     /// Longest side the decoder reads, in pixels.
     public static let decoderMaxSide = Int(DINO_CV_MAX_SIDE)
 
-    /// Refuses a declared `width x height` over `maxPixels` or the decoder's own limits, before
-    /// anything is decoded; both limits give the same message, naming the one that applies.
-    static func checkSize(width: Int, height: Int, maxPixels: Int, name: String) throws(ImageError) {
+    /// The size `data`'s header declares, refused before anything is decoded when it is empty,
+    /// over `maxPixels` or over the decoder's own limits (both limits give the same message,
+    /// naming the one that applies), or when a JPEG has no frame header where libjpeg looks.
+    static func checkedHeader(_ data: Data, format: ImageFormat, maxPixels: Int, name: String) throws(ImageError) -> (width: Int, height: Int)? {
+        guard let size = ImageHeader.declaredSize(data, format: format) else {
+            if format == .jpeg { throw .corrupt(path: name, format: format.rawValue, reason: "no frame header before the image data") }
+            return nil
+        }
+        guard size.width > 0, size.height > 0 else {
+            throw .corrupt(path: name, format: format.rawValue, reason: "the header declares a \(size.width)x\(size.height) image")
+        }
         let limit = min(maxPixels, decoderMaxPixels)
         // Headers hold up to 32-bit sides: their product can overflow Int.
-        let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
-        guard !overflow, pixels <= limit, width <= decoderMaxSide, height <= decoderMaxSide else {
-            throw .tooLarge(path: name, width: width, height: height, limit: limit)
+        let (pixels, overflow) = size.width.multipliedReportingOverflow(by: size.height)
+        guard !overflow, pixels <= limit, size.width <= decoderMaxSide, size.height <= decoderMaxSide else {
+            throw .tooLarge(path: name, width: size.width, height: size.height, limit: limit)
         }
+        return size
     }
 
     /// Reads and decodes the image file at `url` to 8-bit RGB (EXIF orientation applied; grey,
@@ -75,12 +84,7 @@ public enum ImageIO {
         // Debian's OpenCV 4.6 has no GIF decoder.
         if format == .gif { throw .unsupportedFormat(path: name, format: format.rawValue) }
         // Refuse oversized images from their header, before the decoder allocates anything.
-        if let size = ImageHeader.declaredSize(data, format: format) {
-            guard size.width > 0, size.height > 0 else {
-                throw .corrupt(path: name, format: format.rawValue, reason: "the header declares a \(size.width)x\(size.height) image")
-            }
-            try checkSize(width: size.width, height: size.height, maxPixels: maxPixels, name: name)
-        }
+        let declared = try checkedHeader(data, format: format, maxPixels: maxPixels, name: name)
         if format == .jpeg, !hasEndOfImageMarker(data) {
             // libjpeg fills a truncated JPEG with grey and only warns; refuse it instead.
             throw .corrupt(path: name, format: format.rawValue, reason: "the data ends before the end-of-image marker")
@@ -99,7 +103,7 @@ public enum ImageIO {
             return RGBImage(width: w, height: h, pixels: pixels)
         case DINO_CV_TOO_LARGE:
             // Over OpenCV's own limit (lowered by OPENCV_IO_MAX_IMAGE_PIXELS) or the one asked for.
-            let size = ImageHeader.declaredSize(data, format: format) ?? (Int(image.width), Int(image.height))
+            let size = declared ?? (Int(image.width), Int(image.height))
             throw .tooLarge(path: name, width: size.width, height: size.height, limit: min(maxPixels, decoderMaxPixels))
         default:
             throw .corrupt(path: name, format: format.rawValue, reason: reason.isEmpty ? "decoding failed" : reason)
@@ -123,8 +127,7 @@ public enum ImageIO {
     public static func readGrey(_ url: URL, maxPixels: Int = defaultMaxPixels) throws(ImageError) -> GreyImage {
         let data = try contents(of: url)
         guard let format = ImageFormat.sniff(data) else { throw .notAnImage(path: url.path) }
-        let declared = ImageHeader.declaredSize(data, format: format)
-        if let size = declared { try checkSize(width: size.width, height: size.height, maxPixels: maxPixels, name: url.path) }
+        let declared = try checkedHeader(data, format: format, maxPixels: maxPixels, name: url.path)
         var width: Int32 = 0, height: Int32 = 0, depth: Int32 = 0
         var samples: UnsafeMutablePointer<UInt16>?
         var message = [CChar](repeating: 0, count: 512)

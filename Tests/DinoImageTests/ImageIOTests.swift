@@ -298,6 +298,26 @@ struct DecoderLimitTests {
 
 @Suite("Fuzzer findings")
 struct FuzzerFindingsTests {
+    @Test("a JPEG whose APP0 length is one byte off still has its 32822 x 12544 frame refused from the header")
+    func jpegMarkerResync() throws {
+        // Found by Scripts/fuzz.sh (image target, 512 MB allocation cap): the header walk stopped
+        // at the stray byte that libjpeg skips, so the frame size went unchecked and OpenCV
+        // allocated 1.2 GB for a 500-byte file.
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fuzz/Corpus/image/oom-jpeg-segment-length-off-by-one.jpg")
+        #expect(throws: ImageError.tooLarge(path: url.path, width: 32822, height: 12544, limit: 1 << 20)) {
+            try ImageIO.read(url, maxPixels: 1 << 20)
+        }
+    }
+
+    @Test("a JPEG without a frame header is refused before the decoder")
+    func jpegWithoutFrame() {
+        let data = Data([0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0x00, 0x00, 0xFF, 0xD9])
+        #expect(throws: ImageError.corrupt(path: "x.jpg", format: "JPEG", reason: "no frame header before the image data")) {
+            try ImageIO.decode(data, name: "x.jpg")
+        }
+    }
+
     @Test("a PNG header declaring 4294967295 x 4294967295 pixels is refused, not an overflow trap")
     func overflowingSize() throws {
         // Found by Scripts/fuzz.sh (image target): width x height overflowed Int.

@@ -38,7 +38,9 @@ let package = Package(
         .target(
             name: "COpenCVBridge", path: "Sources/COpenCVBridge", exclude: ["opencv-headers"],
             cxxSettings: [.headerSearchPath("opencv-headers")],
-            linkerSettings: [.linkedLibrary("opencv_core"), .linkedLibrary("opencv_imgproc"), .linkedLibrary("opencv_imgcodecs")]),
+            // libpng and libjpeg directly too: the bridge replaces their stderr printing (bridge.cpp).
+            linkerSettings: [.linkedLibrary("opencv_core"), .linkedLibrary("opencv_imgproc"), .linkedLibrary("opencv_imgcodecs"),
+                             .linkedLibrary("png16"), .linkedLibrary("jpeg")]),
         // Compute threads (the parallel regions every layer runs in) and process-wide limits.
         .target(name: "DinoCompute", dependencies: ["CDinoKernels", "COpenBLAS"], path: "Sources/DinoCompute"),
         // Float tensors and the files that hold them: safetensors, .npy, and `torch.save` `.pth`

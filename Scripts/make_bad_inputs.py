@@ -9,6 +9,7 @@ The .pth cases are copies of the hostile / malformed archives written by
 Scripts/make_pth_fixtures.py (torch is not needed here). `manifest.json` lists every file with
 its format, what is wrong with it, and a word its error message must contain.
 """
+import hashlib
 import json
 import shutil
 import struct
@@ -45,6 +46,13 @@ def png(width, height, chunks=None, body=None) -> bytes:
     if body is not None:
         out += chunk(b"IDAT", zlib.compress(body)) + chunk(b"IEND", b"")
     return out
+
+
+def extract_output(keys) -> bytes:
+    """A `dino extract` output: cls_token F32 [K, 4] (zeros) with the keys in the metadata."""
+    rows = len(keys)
+    header = {"__metadata__": {"keys": json.dumps(keys, separators=(",", ":"))}, "cls_token": entry("F32", [rows, 4], 0, 16 * rows)}
+    return safetensors(header, bytes(16 * rows))
 
 
 def main() -> None:
@@ -84,6 +92,15 @@ def main() -> None:
     config("duplicate_key", "a key appears twice", "duplicate", text='{"hidden_size": 32, "hidden_size": 64}')
     config("not_json", "not JSON", "invalid JSON", text="{hidden_size: 32")
     config("non_square", "image_size is not square", "image_size", lambda c: c.update(image_size=[56, 28]))
+    # Extreme values: each crashed the loader or allocated from the value before a weight was read.
+    config("layers_billion", "num_hidden_layers 10^9 beside a 2-block checkpoint", "num_hidden_layers",
+           lambda c: c.update(num_hidden_layers=1_000_000_000, out_features=None, out_indices=None))
+    config("image_size_overflow", "image_size 14 x 2^32: the position grid squared overflows", "image_size",
+           lambda c: c.update(image_size=14 << 32))
+    config("hidden_huge", "hidden_size 2^40", "hidden_size", lambda c: c.update(hidden_size=1 << 40, mlp_ratio=1e-9))
+    config("registers_huge", "num_register_tokens 2^62", "num_register_tokens", lambda c: c.update(num_register_tokens=1 << 62))
+    config("patch_huge", "patch_size 4096", "patch_size", lambda c: c.update(patch_size=4096, image_size=8192))
+    config("channels_huge", "num_channels 2^31", "num_channels", lambda c: c.update(num_channels=1 << 31))
 
     for name, problem, expect in [
         ("truncated.pth", "zip archive cut short", "truncat"),
@@ -119,9 +136,27 @@ def main() -> None:
     }
     for name, text in voc.items():
         add("voc", f"{name}.xml", text.encode(), name.replace("_", " "), "Annotations")
+    # Found by Scripts/fuzz.sh: Foundation's XMLParser trapped on an element name that is not UTF-8.
+    add("voc", "non_utf8_element.xml", b"<annotation><filename>a.jpg</filename><s\xff\xffize><width>64</width></s\xff\xffize></annotation>",
+        "an element name that is not UTF-8", "UTF-8")
     add("coco", "missing_annotations.json", json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 64}]}).encode(), "no annotations list", "annotations")
     add("coco", "short_bbox.json", json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 64}], "annotations": [{"image_id": 1, "bbox": [1, 2, 3], "iscrowd": 0}]}).encode(), "bbox with 3 numbers", "bbox")
     add("coco", "not_json.json", b"{images: [", "not JSON", "JSON")
+
+    # An extract manifest whose unit output leaves its folder; the test puts an exact copy of
+    # that output where the ../ path points, so a reader that follows it succeeds.
+    keys_output = extract_output(["a"])
+    settings = {"model": "m", "model_type": "dinov2_with_registers", "hidden_size": 4, "patch_size": 14, "registers": 0,
+                "preprocessing": "p", "features": [{"name": "cls_token", "width": 4}]}
+    tampered = {
+        "format": "dino-extract-manifest/1", "tool": "dino-extract 1.0", "shard": {"index": 0, "count": 1}, "settings": settings,
+        "inputs": {"units": 1, "chunk_size": 1000, "fingerprint": "fnv1a64:0000000000000000"}, "assigned": [0], "complete": True,
+        "units": [{"index": 0, "source": "files 0..<1", "output": "../outside.safetensors", "rows": 1, "expected": 1, "failures": [],
+                   "bytes": len(keys_output), "sha256": hashlib.sha256(keys_output).hexdigest(), "seconds": 0.1}],
+        "failed_units": [], "runs": [],
+    }
+    add("manifest", "output_outside.json", json.dumps(tampered).encode(), "a unit output '../outside.safetensors'", "not inside")
+    (OUT / "manifest" / "outside.safetensors").write_bytes(keys_output)
 
     (OUT / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"wrote {len(manifest)} bad inputs to {OUT}")

@@ -52,6 +52,12 @@ the versions above write identical bytes.  The script deletes and rewrites
   - `manifest.json`: target sizes, processor classes, how the two backends differ, and
     the contents of every file.
 
+* `Tests/DinoImageTests/Fixtures/resize/`: PIL `resize((W, H), BICUBIC)` of photo crops and
+  whole photos to sizes that need each of the two orders Pillow 13 runs its passes in (vertical
+  first when the height shrinks by more than twice as many pixels as the width), including the
+  boundary, and to `--size` shapes that change the aspect ratio; each case is checked to come out
+  of the order named, and differs from the other order. `resize/manifest.json` lists them.
+
 The model outputs depend on the random-weight checkpoints that `Scripts/make_fixtures.py`
 writes: rerun this script after those change.  Without `--full` every file is under 1 MB and
 the fixtures folder under 5 MB; the sizes are printed at the end (with a warning if not).
@@ -88,6 +94,7 @@ EXAMPLES = ROOT / "Examples" / "images"
 FIXTURES = ROOT / "Tests" / "DinoImageTests" / "Fixtures"
 FORMATS = FIXTURES / "formats"
 PREPROCESS = FIXTURES / "preprocess"
+RESIZE = FIXTURES / "resize"
 MODEL_FIXTURES = ROOT / "Tests" / "DinoModelTests" / "Fixtures"
 
 PHOTOS = {  # file name -> skimage.data function whose docstring describes it
@@ -738,13 +745,70 @@ def _shortest_edge_size(width: int, height: int, shortest: int) -> tuple[int, in
 
 
 # ----------------------------------------------------------------------------------------------
+# 4. resize/
+# ----------------------------------------------------------------------------------------------
+
+# Pillow 13 chooses which of its two resize passes runs first (python-pillow/Pillow#9549):
+# vertical first when the height shrinks by more than twice as many pixels as the width. The
+# 8-bit intermediate image makes the order visible. (name, photo, crop box xyxy or None, (W, H)).
+RESIZE_CASES = [
+    # The report of issue 22: a 229 x 317 photo to --size 266x378 (width up, height down).
+    ("issue_229x317_to_378x266", "astronaut.png", (100, 60, 329, 377), (378, 266)),
+    ("vertical_first_115x159_to_190x133", "astronaut.png", (200, 120, 315, 279), (190, 133)),
+    # 30 rows less is exactly twice 15 columns less: still horizontal first; one row more is not.
+    ("boundary_horizontal_115x159_to_100x129", "astronaut.png", (200, 120, 315, 279), (100, 129)),
+    ("boundary_vertical_115x159_to_100x128", "astronaut.png", (200, 120, 315, 279), (100, 128)),
+    ("both_down_115x159_to_56x78", "astronaut.png", (200, 120, 315, 279), (56, 78)),
+    ("both_up_115x159_to_230x318", "astronaut.png", (200, 120, 315, 279), (230, 318)),
+    # --size HxW changing the aspect ratio of whole photos.
+    ("size_chelsea_140x420", "chelsea.png", None, (420, 140)),
+    ("size_coffee_280x210", "coffee.png", None, (210, 280)),
+]
+
+
+def make_resize_orders() -> None:
+    fresh_dir(RESIZE)
+    cases = []
+    for name, photo, box, (width, height) in RESIZE_CASES:
+        with Image.open(EXAMPLES / photo) as image:
+            rgb = image.convert("RGB")
+        source = rgb.crop(box) if box else rgb
+        resized = source.resize((width, height), Image.BICUBIC)
+        # Each pass alone is a one-axis resize; their two orders, composed.
+        horizontal_first = source.resize((width, source.height), Image.BICUBIC).resize((width, height), Image.BICUBIC)
+        vertical_first = source.resize((source.width, height), Image.BICUBIC).resize((width, height), Image.BICUBIC)
+        result, h_first, v_first = (np.asarray(x, dtype=np.uint8) for x in (resized, horizontal_first, vertical_first))
+        order = "horizontal first" if np.array_equal(result, h_first) else "vertical first" if np.array_equal(result, v_first) else None
+        assert order is not None, f"{name}: Pillow's resize is neither order of its passes"
+        assert not np.array_equal(h_first, v_first), f"{name}: both orders give the same pixels, so the case tests nothing"
+        rule = "vertical first" if source.height - height > 0 and source.height - height > 2 * (source.width - width) else "horizontal first"
+        assert order == rule, f"{name}: Pillow ran {order}, the rule says {rule}"
+        resized.save(RESIZE / f"{name}.png", optimize=True)
+        cases.append({
+            "name": name, "file": f"{name}.png", "image": f"Examples/images/{photo}", "crop_box_xyxy": list(box) if box else None,
+            "from_wh": [source.width, source.height], "to_wh": [width, height], "pass_order": order,
+            "values_other_order_changes": int((h_first != v_first).sum()),
+        })
+    write_json(RESIZE / "manifest.json", {
+        "description": "PIL Image.resize((W, H), Image.BICUBIC) of Image.open(image).convert('RGB'), cropped to crop_box_xyxy "
+        "when given, stored losslessly (uint8 [H, W, 3]). Pillow runs its vertical pass first when the height shrinks by "
+        "more than twice as many pixels as the width (src/libImaging/Resample.c, python-pillow/Pillow#9549); each case is "
+        "checked to come out of the order named, and values_other_order_changes counts the values the other order gives "
+        "differently.",
+        "generator": {"script": "Scripts/make_image_fixtures.py", "pillow": PIL.__version__, "numpy": np.__version__},
+        "cases": cases,
+    })
+    log(f"resize: {len(cases)} pass-order references")
+
+
+# ----------------------------------------------------------------------------------------------
 
 
 def report_sizes() -> None:
     total = 0
     over = []
     print("\nsizes:")
-    for folder in (EXAMPLES, FORMATS, PREPROCESS):
+    for folder in (EXAMPLES, FORMATS, PREPROCESS, RESIZE):
         sub = 0
         for path in sorted(folder.iterdir()):
             size = path.stat().st_size
@@ -777,6 +841,7 @@ def main() -> None:
     data_dir = make_examples()
     make_formats(data_dir)
     make_preprocess(args.full)
+    make_resize_orders()
     report_sizes()
     log("done")
 

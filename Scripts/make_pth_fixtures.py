@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # requires: python>=3.11
-# requires: torch==2.15.0 safetensors==0.8.0 numpy==2.4.6
+# requires: torch==2.15.0 safetensors==0.8.0 numpy==2.4.6 transformers==5.24.0
 #   (the versions installed when the fixtures were generated; other torch versions may
 #    write other archive members or pickle opcodes)
 """Generate the `torch.save` fixtures for the Swift `TorchCheckpoint` tests.
@@ -35,7 +35,10 @@ copy re-compressed with Python's zipfile, and read back with `torch.load(weights
                        OrderedDict (its expected tensors are that safetensors file)
 * `backbone_dim64_swiglu.pth` a Meta-named plain DINOv2 with head width 64 (hidden 128,
                        2 blocks, SwiGLU, patch 4, 4 x 4 position grid), for configuration
-                       inference; its large weights are `expand`ed rows so the file stays small
+                       inference; its large weights are `expand`ed rows so the file stays small;
+                       `backbone_dim64_swiglu.reference.safetensors` holds the `pixel_values` and
+                       `last_hidden_state` of HF transformers' `Dinov2Model` with those weights at
+                       16 x 16 and 8 x 12 px
 
 For each valid file except the two backbones, `<name>.expected.safetensors` holds the tensors
 `torch.load` returned, converted to float32 and made contiguous, under the names the Swift
@@ -66,6 +69,7 @@ import pickle
 import random
 import shutil
 import sys
+import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -383,6 +387,57 @@ def backbone_dim64_swiglu() -> None:
     state["norm.weight"] = 1 + vector(c)
     state["norm.bias"] = vector(c)
     save_valid("backbone_dim64_swiglu", state, expected=False)
+    dim64_reference(state, c, layers, patch, grid, channels)
+
+
+def dim64_reference(state: dict, c: int, layers: int, patch: int, grid: int, channels: int) -> None:
+    """HF transformers' Dinov2Model with the dim64 weights (renamed from Meta's names), on the
+    checkpoint's 16 x 16 px and on 8 x 12 px (HF interpolates the position grid with plain
+    bicubic, `size` given; the Swift test asks for the same)."""
+    from transformers import Dinov2Config, Dinov2Model
+
+    config = Dinov2Config(
+        hidden_size=c, num_hidden_layers=layers, num_attention_heads=c // 64, mlp_ratio=4, patch_size=patch,
+        image_size=patch * grid, num_channels=channels, use_swiglu_ffn=True, qkv_bias=True, layer_norm_eps=1e-6,
+        hidden_act="gelu", layerscale_value=1.0)
+    hf = {
+        "embeddings.cls_token": state["cls_token"], "embeddings.mask_token": state["mask_token"],
+        "embeddings.position_embeddings": state["pos_embed"],
+        "embeddings.patch_embeddings.projection.weight": state["patch_embed.proj.weight"],
+        "embeddings.patch_embeddings.projection.bias": state["patch_embed.proj.bias"],
+        "layernorm.weight": state["norm.weight"], "layernorm.bias": state["norm.bias"],
+    }
+    for i in range(layers):
+        b, h = f"blocks.{i}.", f"encoder.layer.{i}."
+        for part in ("norm1", "norm2"):
+            hf[h + part + ".weight"], hf[h + part + ".bias"] = state[b + part + ".weight"], state[b + part + ".bias"]
+        # Meta's fused qkv: rows 0..C are q, C..2C k, 2C..3C v.
+        for k, name in enumerate(("query", "key", "value")):
+            hf[h + f"attention.attention.{name}.weight"] = state[b + "attn.qkv.weight"][k * c:(k + 1) * c]
+            hf[h + f"attention.attention.{name}.bias"] = state[b + "attn.qkv.bias"][k * c:(k + 1) * c]
+        hf[h + "attention.output.dense.weight"], hf[h + "attention.output.dense.bias"] = state[b + "attn.proj.weight"], state[b + "attn.proj.bias"]
+        hf[h + "layer_scale1.lambda1"], hf[h + "layer_scale2.lambda1"] = state[b + "ls1.gamma"], state[b + "ls2.gamma"]
+        hf[h + "mlp.weights_in.weight"], hf[h + "mlp.weights_in.bias"] = state[b + "mlp.w12.weight"], state[b + "mlp.w12.bias"]
+        hf[h + "mlp.weights_out.weight"], hf[h + "mlp.weights_out.bias"] = state[b + "mlp.w3.weight"], state[b + "mlp.w3.bias"]
+    # Loaded as a hub folder, so that transformers maps the hub names to its modules itself.
+    with tempfile.TemporaryDirectory() as folder:
+        config.save_pretrained(folder)
+        save_file({k: v.contiguous() for k, v in hf.items()}, str(Path(folder) / "model.safetensors"), metadata={"format": "pt"})
+        model, info = Dinov2Model.from_pretrained(folder, attn_implementation="eager", output_loading_info=True)
+    assert not any(info.values()), info
+    model.eval()
+    reference = {}
+    for height, width in ((16, 16), (8, 12)):
+        # The pattern the Swift test used before this reference existed.
+        pixels = (torch.arange(3 * height * width) % 17).to(torch.float32).div(17).sub(0.5).view(1, 3, height, width)
+        with torch.no_grad():
+            out = model(pixel_values=pixels)
+        key = f"{height}x{width}"
+        reference[f"pixel_values.{key}"] = pixels.contiguous()
+        reference[f"last_hidden_state.{key}"] = out.last_hidden_state.contiguous()
+    save_file(reference, str(OUT / "backbone_dim64_swiglu.reference.safetensors"),
+              metadata={"model": "transformers Dinov2Model (eager), weights of backbone_dim64_swiglu.pth renamed to HF names",
+                        "interpolation": "HF plain bicubic (size given) for 8x12; 16x16 is the checkpoint's grid"})
 
 
 # --------------------------------------------------------------------------- hostile files

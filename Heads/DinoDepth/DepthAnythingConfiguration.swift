@@ -75,8 +75,10 @@ public struct DepthAnythingConfiguration: Decodable, Sendable, Equatable {
     public static func load(from url: URL) throws(DepthError) -> DepthAnythingConfiguration {
         let data: Data
         do {
-            data = try Data(contentsOf: url)
+            data = try InputFile.contents(of: url)
             _ = try JSONValue.parse(data)
+        } catch let error as TensorFileError {
+            throw .invalidConfiguration(path: url.path, field: "(document)", reason: error.detail)
         } catch {
             throw .invalidConfiguration(path: url.path, field: "(document)", reason: "\(error)")
         }
@@ -95,9 +97,13 @@ public struct DepthAnythingConfiguration: Decodable, Sendable, Equatable {
 
     /// Whether `config.json` at `url` describes a Depth Anything model.
     public static func isDepthAnything(_ url: URL) -> Bool {
-        guard let data = try? Data(contentsOf: url), let json = try? JSONValue.parse(data) else { return false }
+        guard let data = try? InputFile.contents(of: url), let json = try? JSONValue.parse(data) else { return false }
         return json["model_type"]?.stringValue == "depth_anything"
     }
+
+    /// The largest `reassemble_factors` entry (and the inverse of the smallest) accepted; the
+    /// released models use 4, 2, 1 and 1/2.
+    public static let maximumReassembleFactor = 64.0
 
     /// Checks that the values describe a model that can be built.
     public func validate(path: String) throws(DepthError) {
@@ -111,8 +117,19 @@ public struct DepthAnythingConfiguration: Decodable, Sendable, Equatable {
         guard stages > 0, reassembleFactors.count == stages else {
             throw bad(.reassembleFactors, "\(reassembleFactors.count) factors for \(stages) neck_hidden_sizes")
         }
-        guard reassembleFactors.allSatisfy({ $0 > 0 && ($0 >= 1 ? $0 == $0.rounded() : (1 / $0) == (1 / $0).rounded()) }) else {
-            throw bad(.reassembleFactors, "\(reassembleFactors) must be integers or 1/integers")
+        // Bounded before they become kernel sizes and strides (Int of a huge Double traps).
+        let maximumFactor = Self.maximumReassembleFactor
+        guard reassembleFactors.allSatisfy({ (1 / maximumFactor...maximumFactor).contains($0)
+            && ($0 >= 1 ? $0 == $0.rounded() : (1 / $0) == (1 / $0).rounded()) })
+        else {
+            throw bad(.reassembleFactors, "\(reassembleFactors) must be integers or 1/integers from 1/\(Int(maximumFactor)) to \(Int(maximumFactor))")
+        }
+        let widthLimit = DinoConfiguration.Limits.hiddenSize
+        guard neckHiddenSizes.allSatisfy({ (1...widthLimit).contains($0) }) else {
+            throw bad(.neckHiddenSizes, "\(neckHiddenSizes) must be from 1 to \(widthLimit)")
+        }
+        for (field, value) in [(CodingKeys.fusionHiddenSize, fusionHiddenSize), (.headHiddenSize, headHiddenSize)] where value > widthLimit {
+            throw bad(field, "\(value) is over the limit of \(widthLimit)")
         }
         guard reassembleHiddenSize == backbone.hiddenSize else {
             throw bad(.reassembleHiddenSize, "\(reassembleHiddenSize) differs from the backbone's hidden_size \(backbone.hiddenSize)")

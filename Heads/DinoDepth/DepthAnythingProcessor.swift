@@ -29,7 +29,9 @@ public struct DepthAnythingProcessor: Sendable, Equatable {
     public static func load(from url: URL) throws(DepthError) -> DepthAnythingProcessor {
         let json: JSONValue
         do {
-            json = try JSONValue.parse(try Data(contentsOf: url))
+            json = try JSONValue.parse(try InputFile.contents(of: url))
+        } catch let error as TensorFileError {
+            throw .invalidConfiguration(path: url.path, field: "(document)", reason: error.detail)
         } catch {
             throw .invalidConfiguration(path: url.path, field: "(document)", reason: "\(error)")
         }
@@ -48,9 +50,11 @@ public struct DepthAnythingProcessor: Sendable, Equatable {
         if let value = json["rescale_factor"], let d = value.doubleValue, abs(d - 1.0 / 255) > 1e-9 {
             throw bad("rescale_factor", "only 1/255 is supported, got \(d)")
         }
+        // Bounded so the resize arithmetic of `outputSize` stays far from Int's range.
+        let sizeLimit = DinoConfiguration.Limits.imageSize
         if let size = json["size"] {
-            guard let h = size["height"]?.intValue, let w = size["width"]?.intValue, h > 0, w > 0 else {
-                throw bad("size", "must be {\"height\": H, \"width\": W}, got \(size.serialized)")
+            guard let h = size["height"]?.intValue, let w = size["width"]?.intValue, (1...sizeLimit).contains(h), (1...sizeLimit).contains(w) else {
+                throw bad("size", "must be {\"height\": H, \"width\": W} with sides from 1 to \(sizeLimit), got \(size.serialized)")
             }
             (processor.height, processor.width) = (h, w)
         }
@@ -59,7 +63,7 @@ public struct DepthAnythingProcessor: Sendable, Equatable {
             processor.keepAspectRatio = keep
         }
         if let value = json["ensure_multiple_of"] {
-            guard let m = value.intValue, m > 0 else { throw bad("ensure_multiple_of", "must be a positive integer") }
+            guard let m = value.intValue, (1...sizeLimit).contains(m) else { throw bad("ensure_multiple_of", "must be an integer from 1 to \(sizeLimit)") }
             processor.multiple = m
         }
         func triple(_ key: String) throws(DepthError) -> [Float]? {

@@ -140,11 +140,14 @@ public struct DepthHeadConfiguration: Codable, Sendable, Equatable {
         /// From an mmcv config (`_config.py`): `min_depth` / `max_depth` of `decode_head=dict(...)`
         /// and `out_indices` of the model's `backbone=dict(...)`.
         init(mmcvConfig url: URL) throws(DepthError) {
-            let text: String
+            let data: Data
             do {
-                text = try String(contentsOf: url, encoding: .utf8)
+                data = try InputFile.contents(of: url)
             } catch {
-                throw .invalidConfiguration(path: url.path, field: "(file)", reason: "cannot read: \(error.localizedDescription)")
+                throw .invalidConfiguration(path: url.path, field: "(file)", reason: error.detail)
+            }
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw .invalidConfiguration(path: url.path, field: "(file)", reason: "not UTF-8 text")
             }
             self.init(mmcvConfigText: text)
         }

@@ -1,3 +1,4 @@
+import DinoTensor
 import Foundation
 
 /// COCO20k: the 19,817 COCO train2014 images LOST and its predecessors evaluate on, given by a
@@ -14,19 +15,15 @@ public enum COCO20kDataset {
         for url in [annotations, fileList] where !FileManager.default.fileExists(atPath: url.path) {
             throw .missingFile(path: url.path)
         }
+        let data: Data
+        do { data = try InputFile.contents(of: annotations) } catch { throw .unreadableFile(path: annotations.path, reason: error.detail) }
         let document: Instances
         do {
-            document = try JSONDecoder().decode(Instances.self, from: Data(contentsOf: annotations, options: .mappedIfSafe))
+            document = try JSONDecoder().decode(Instances.self, from: data)
         } catch {
             throw .unreadableFile(path: annotations.path, reason: "not a COCO instances file: \(error)")
         }
-        let lines: [String]
-        do {
-            lines = try String(contentsOf: fileList, encoding: .utf8).split(whereSeparator: \.isNewline)
-                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        } catch {
-            throw .unreadableFile(path: fileList.path, reason: "cannot read the file list as UTF-8 text: \(error.localizedDescription)")
-        }
+        let listed = try lines(of: fileList, what: "file list")
         let known = Set(document.images.map(\.id))
         var boxes: [Int: [BoundingBox]] = [:]
         for annotation in document.annotations where annotation.iscrowd != 1 {
@@ -36,7 +33,7 @@ public enum COCO20kDataset {
                 x1: Int((b[0] + b[2]).rounded(.toNearestOrEven)), y1: Int((b[1] + b[3]).rounded(.toNearestOrEven))))
         }
         var dataset = DiscoveryDataset(name: "COCO20k", images: [], excluded: [], failures: [])
-        for line in lines {
+        for line in listed {
             let stem = (line as NSString).lastPathComponent.split(separator: ".").first.map(String.init) ?? ""
             guard let number = stem.split(separator: "_").last, let id = Int(number) else {
                 dataset.failures.append((line, "\(fileList.path): '\(line)' has no image id (expected ..._<number>.jpg)"))
@@ -46,7 +43,11 @@ public enum COCO20kDataset {
                 dataset.failures.append((line, "\(annotations.path): no image with id \(id) (from '\(line)')"))
                 continue
             }
-            dataset.images.append(GroundTruthImage(id: String(id), url: imageRoot.appendingPathComponent(line), boxes: boxes[id] ?? []))
+            do throws(DiscoveryError) {
+                dataset.images.append(GroundTruthImage(id: String(id), url: try confined(line, in: imageRoot, listedIn: fileList), boxes: boxes[id] ?? []))
+            } catch {
+                dataset.failures.append((line, error.description))
+            }
         }
         return dataset
     }

@@ -1,7 +1,5 @@
+import DinoTensor
 import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
 
 /// One object of a PASCAL VOC annotation.
 public struct VOCObject: Sendable, Equatable {
@@ -91,25 +89,21 @@ public enum VOCDataset {
     public static func load(root: URL, split: String, removeHard: Bool = false) throws(DiscoveryError) -> DiscoveryDataset {
         let splitFile = root.appendingPathComponent("ImageSets/Main/\(split).txt")
         guard FileManager.default.fileExists(atPath: splitFile.path) else { throw .missingFile(path: splitFile.path) }
-        let ids: [String]
-        do {
-            ids = try String(contentsOf: splitFile, encoding: .utf8).split(whereSeparator: \.isNewline)
-                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        } catch {
-            throw .unreadableFile(path: splitFile.path, reason: "cannot read the split file as UTF-8 text: \(error.localizedDescription)")
-        }
+        let ids = try lines(of: splitFile, what: "split file")
         var dataset = DiscoveryDataset(name: "VOC \(split)\(removeHard ? " (no hard)" : "")", images: [], excluded: [], failures: [])
         for id in ids {
-            let annotationURL = root.appendingPathComponent("Annotations/\(id).xml")
             do throws(DiscoveryError) {
-                guard let data = FileManager.default.contents(atPath: annotationURL.path) else { throw .missingFile(path: annotationURL.path) }
+                let annotationURL = try confined("Annotations/\(id).xml", in: root, listedIn: splitFile)
+                guard FileManager.default.fileExists(atPath: annotationURL.path) else { throw .missingFile(path: annotationURL.path) }
+                let data: Data
+                do { data = try InputFile.contents(of: annotationURL) } catch { throw .unreadableFile(path: annotationURL.path, reason: error.detail) }
                 let annotation = try VOCAnnotation(data: data, path: annotationURL.path)
                 let objects = removeHard ? annotation.objects.filter { !$0.truncated && !$0.difficult } : annotation.objects
                 if removeHard && objects.isEmpty {
                     dataset.excluded.append(id)
                     continue
                 }
-                dataset.images.append(GroundTruthImage(id: id, url: root.appendingPathComponent("JPEGImages/\(id).jpg"),
+                dataset.images.append(GroundTruthImage(id: id, url: try confined("JPEGImages/\(id).jpg", in: root, listedIn: splitFile),
                                                        boxes: objects.map(\.box)))
             } catch {
                 dataset.failures.append((id, error.description))
@@ -119,52 +113,17 @@ public enum VOCDataset {
     }
 }
 
-/// A minimal element tree of an XML document: names, children and the text of leaf elements,
-/// trimmed of surrounding white space (as torchvision's VOC parser reads it).
-struct XMLTree {
-    var name: String
-    var children: [XMLTree] = []
-    var text: String?
-
-    /// The first child element named `name`.
-    func child(_ name: String) -> XMLTree? { children.first { $0.name == name } }
-
-    static func parse(_ data: Data, path: String) throws(DiscoveryError) -> XMLTree {
-        let builder = Builder()
-        let parser = XMLParser(data: data)
-        parser.delegate = builder
-        parser.shouldProcessNamespaces = false
-        parser.shouldResolveExternalEntities = false
-        guard parser.parse(), let root = builder.root else {
-            let reason = parser.parserError.map { "\($0.localizedDescription)" } ?? "no root element"
-            throw .unreadableFile(path: path, reason: "not well-formed XML (line \(parser.lineNumber)): \(reason)")
-        }
-        return root
+/// The non-empty lines of the UTF-8 text file at `url` (a split file or file list), trimmed.
+func lines(of url: URL, what: String) throws(DiscoveryError) -> [String] {
+    let data: Data
+    do { data = try InputFile.contents(of: url) } catch { throw .unreadableFile(path: url.path, reason: error.detail) }
+    guard let text = String(data: data, encoding: .utf8) else {
+        throw .unreadableFile(path: url.path, reason: "cannot read the \(what) as UTF-8 text")
     }
+    return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+}
 
-    private final class Builder: NSObject, XMLParserDelegate {
-        var stack: [XMLTree] = []
-        var texts: [String] = []
-        var root: XMLTree?
-
-        func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
-                    qualifiedName: String?, attributes: [String: String] = [:]) {
-            stack.append(XMLTree(name: elementName))
-            texts.append("")
-        }
-
-        func parser(_ parser: XMLParser, foundCharacters string: String) {
-            if !texts.isEmpty { texts[texts.count - 1] += string }
-        }
-
-        func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName: String?) {
-            guard var element = stack.popLast(), let text = texts.popLast() else { return }
-            if element.children.isEmpty { element.text = text.trimmingCharacters(in: .whitespacesAndNewlines) }
-            if stack.isEmpty {
-                root = element
-            } else {
-                stack[stack.count - 1].children.append(element)
-            }
-        }
-    }
+/// `entry`, a path a dataset list (`list`) gives relative to `root`, which must stay inside it.
+func confined(_ entry: String, in root: URL, listedIn list: URL) throws(DiscoveryError) -> URL {
+    do { return try InputFile.confined(entry, in: root, source: list.path) } catch { throw .unreadableFile(path: list.path, reason: error.detail) }
 }

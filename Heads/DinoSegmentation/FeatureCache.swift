@@ -118,7 +118,7 @@ public struct FeatureCache: TrainingSampleSource, Sendable {
         let fingerprint = Self.fingerprint(dataset: dataset, extractor: extractor, backboneIdentity: backboneIdentity)
         let manifestURL = folder.appendingPathComponent("manifest.json")
         let files = dataset.samples.indices.map { folder.appendingPathComponent(String(format: "sample-%05d.safetensors", $0)) }
-        if let data = try? Data(contentsOf: manifestURL), let manifest = try? JSONValue.parse(Array(data)),
+        if let data = try? InputFile.contents(of: manifestURL), let manifest = try? JSONValue.parse(Array(data)),
            manifest["fingerprint"]?.stringValue == fingerprint, manifest["count"]?.intValue == files.count,
            files.allSatisfy({ FileManager.default.fileExists(atPath: $0.path) && FileManager.default.fileExists(atPath: labelsURL($0).path) }) {
             let largest = manifest["largest_label"]?.intValue

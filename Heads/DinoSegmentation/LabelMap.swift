@@ -128,9 +128,9 @@ public enum LabelMapFile {
     public static func read(_ url: URL) throws(SegmentationError) -> LabelMap {
         let data: Data
         do {
-            data = try Data(contentsOf: url)
+            data = try InputFile.contents(of: url)
         } catch {
-            throw .invalidLabelMap(path: url.path, reason: "cannot read: \((error as NSError).localizedDescription)")
+            throw .invalidLabelMap(path: url.path, reason: error.detail)
         }
         return try decode(data, name: url.path)
     }

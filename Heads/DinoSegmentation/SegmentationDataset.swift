@@ -1,4 +1,5 @@
 import DinoImage
+import DinoTensor
 import Foundation
 
 /// How a dataset folder is organised.
@@ -40,13 +41,15 @@ public struct SegmentationDataset: Sendable {
     /// Whether masks are read with ADE20K's `reduce_zero_label`.
     public let reduceZeroLabel: Bool
 
-    /// Reads the sample list of the dataset at `root`. The layout is detected when not given;
-    /// `split` defaults to `train` (VOC), `training` (ADE20K) or the `images` folder itself.
+    /// Reads the sample list of the dataset at `root`. The layout is detected when not given,
+    /// from the folders of the split asked for; `split` defaults to `train` (VOC), `training`
+    /// (ADE20K) or the `images` folder itself.
     public init(root: URL, layout: DatasetLayout? = nil, split: String? = nil) throws(SegmentationError) {
         let path = root.path
-        guard let chosen = layout ?? Self.detectLayout(root) else {
+        guard let chosen = layout ?? Self.detectLayout(root, split: { _ in split }) else {
+            let ade = Self.ade20kSplit(split)
             throw .invalidDataset(path: path, reason: "no known layout: expected images/ + masks/, JPEGImages/ + SegmentationClass/ (VOC) "
-                + "or images/training + annotations/training (ADE20K)")
+                + "or images/\(ade) + annotations/\(ade) (ADE20K)")
         }
         self.root = root
         self.layout = chosen
@@ -64,13 +67,19 @@ public struct SegmentationDataset: Sendable {
         case .voc:
             let name = split ?? "train"
             let list = root.appendingPathComponent("ImageSets/Segmentation/\(name).txt")
-            guard let text = try? String(contentsOf: list, encoding: .utf8) else {
+            guard let data = try? InputFile.contents(of: list), let text = String(data: data, encoding: .utf8) else {
                 throw .invalidDataset(path: path, reason: "no split list ImageSets/Segmentation/\(name).txt")
             }
             let ids = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             var found: [SegmentationSample] = []
             for id in ids {
-                let image = root.appendingPathComponent("JPEGImages/\(id).jpg"), mask = root.appendingPathComponent("SegmentationClass/\(id).png")
+                let image: URL, mask: URL
+                do {
+                    image = try InputFile.confined("JPEGImages/\(id).jpg", in: root, source: list.path)
+                    mask = try InputFile.confined("SegmentationClass/\(id).png", in: root, source: list.path)
+                } catch {
+                    throw .invalidDataset(path: list.path, reason: "id '\(id)' \(error.detail)")
+                }
                 for file in [image, mask] where !FileManager.default.fileExists(atPath: file.path) {
                     throw .invalidDataset(path: path, reason: "\(name).txt lists '\(id)' but \(file.path) does not exist")
                 }
@@ -81,8 +90,7 @@ public struct SegmentationDataset: Sendable {
             classNames = DatasetClasses.voc
             reduceZeroLabel = false
         case .ade20k:
-            let aliases = ["train": "training", "val": "validation"]
-            let name = split.map { aliases[$0] ?? $0 } ?? "training"
+            let name = Self.ade20kSplit(split)
             self.split = name
             samples = try Self.pairs(images: root.appendingPathComponent("images/\(name)"),
                                      masks: root.appendingPathComponent("annotations/\(name)"), datasetPath: path)
@@ -92,14 +100,19 @@ public struct SegmentationDataset: Sendable {
         guard !samples.isEmpty else { throw .invalidDataset(path: path, reason: "the \(chosen.rawValue) split '\(self.split ?? "")' has no samples") }
     }
 
-    /// The layout a folder follows, judged by its sub-folders.
-    public static func detectLayout(_ root: URL) -> DatasetLayout? {
-        func exists(_ sub: String) -> Bool {
-            var isDirectory: ObjCBool = false
-            return FileManager.default.fileExists(atPath: root.appendingPathComponent(sub).path, isDirectory: &isDirectory) && isDirectory.boolValue
-        }
+    /// The ADE20K folder name of `split` (`train` and `val` are aliases), `training` by default.
+    static func ade20kSplit(_ split: String?) -> String {
+        let aliases = ["train": "training", "val": "validation"]
+        return split.map { aliases[$0] ?? $0 } ?? "training"
+    }
+
+    /// The layout a folder follows, judged by its sub-folders: for ADE20K, those of the split
+    /// `split(.ade20k)` names (a copy may hold only `validation`).
+    public static func detectLayout(_ root: URL, split: (DatasetLayout) -> String? = { _ in nil }) -> DatasetLayout? {
+        func exists(_ sub: String) -> Bool { InputFile.isDirectory(root.appendingPathComponent(sub)) }
         if exists("JPEGImages") && exists("SegmentationClass") { return .voc }
-        if exists("images/training") && exists("annotations/training") { return .ade20k }
+        let ade = ade20kSplit(split(.ade20k))
+        if exists("images/\(ade)") && exists("annotations/\(ade)") { return .ade20k }
         if exists("images") && exists("masks") { return .folders }
         return nil
     }
@@ -131,8 +144,10 @@ public struct SegmentationDataset: Sendable {
 
     private static func classList(_ url: URL) throws(SegmentationError) -> [String]? {
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        guard let text = try? String(contentsOf: url, encoding: .utf8) else {
-            throw .invalidDataset(path: url.path, reason: "cannot read the class list")
+        let data: Data
+        do { data = try InputFile.contents(of: url) } catch { throw .invalidDataset(path: url.path, reason: error.detail) }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw .invalidDataset(path: url.path, reason: "the class list is not UTF-8 text")
         }
         let names = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !names.isEmpty, names.count <= 255 else {

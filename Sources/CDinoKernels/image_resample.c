@@ -1,8 +1,8 @@
 // Antialiased bicubic resampling of 8-bit images, computed as Pillow computes
-// Image.resize(..., BICUBIC): separable passes (horizontal, then vertical) with the Keys cubic
-// (a = -0.5) stretched by the scale when shrinking, weights normalised and rounded to 22-bit fixed
-// point, an 8-bit intermediate image, and round-half-up with clamping. HF's image processors for
-// DINOv2 resize with Pillow, so matching it keeps `pixel_values` within a grey level of theirs.
+// Image.resize(..., BICUBIC): two separable passes in the order Pillow chooses (below) with the
+// Keys cubic (a = -0.5) stretched by the scale when shrinking, weights normalised and rounded to
+// 22-bit fixed point, an 8-bit intermediate image, and round-half-up with clamping. HF's image
+// processors for DINOv2 resize with Pillow, so matching it gives their `pixel_values` exactly.
 #include "dino_kernels.h"
 
 #include <math.h>
@@ -128,10 +128,21 @@ int dino_resize_rgb8_bicubic(const uint8_t *src, int sw, int sh, uint8_t *dst, i
     }
     if (need_h && !need_v) return resample_horizontal(src, sw, sh, dst, dw);
     if (!need_h) return resample_vertical(src, sw, sh, dst, dh);
-    uint8_t *tmp = malloc((size_t)dw * sh * 3);
+    // The intermediate image is rounded to 8 bits, so the order changes the result. Pillow 13
+    // runs the vertical pass first when the height shrinks by more than twice as many pixels as
+    // the width does.
+    // ref: Pillow src/libImaging/Resample.c ImagingResampleInner (horizontal_first), python-pillow/Pillow#9549
+    int vertical_first = sh - dh > 0 && sh - dh > 2 * (sw - dw);
+    uint8_t *tmp = malloc(vertical_first ? (size_t)sw * dh * 3 : (size_t)dw * sh * 3);
     if (!tmp) return -1;
-    int status = resample_horizontal(src, sw, sh, tmp, dw);
-    if (status == 0) status = resample_vertical(tmp, dw, sh, dst, dh);
+    int status;
+    if (vertical_first) {
+        status = resample_vertical(src, sw, sh, tmp, dh);
+        if (status == 0) status = resample_horizontal(tmp, sw, dh, dst, dw);
+    } else {
+        status = resample_horizontal(src, sw, sh, tmp, dw);
+        if (status == 0) status = resample_vertical(tmp, dw, sh, dst, dh);
+    }
     free(tmp);
     return status;
 }

@@ -3,20 +3,123 @@
 #include "dino_opencv.h"
 
 #include <opencv2/core.hpp>
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <cstdio>
+#include <jpeglib.h>
+#include <png.h>
+
+#include <dlfcn.h>
+
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
+#include <mutex>
 #include <string>
 #include <vector>
 
 namespace {
 
+// What libpng, libjpeg and OpenCV said during the current bridge call on this thread: kept for
+// the error message instead of going to stderr.
+struct CallState {
+    bool active = false;
+    std::string messages;
+    std::string opencv_stream;
+};
+thread_local CallState call_state;
+
+void note_codec_message(const char *library, const char *text) {
+    if (!call_state.active || call_state.messages.size() > 1000) return;
+    if (!call_state.messages.empty()) call_state.messages += "; ";
+    call_state.messages += std::string(library) + ": " + text;
+}
+
+// OpenCV's imdecode writes "imdecode_(''): can't read header: ..." to std::cerr itself. This
+// buffer, installed under std::cerr once, keeps what a thread writes during a bridge call and
+// passes everything else on to the original buffer unchanged.
+class CallErrorStream : public std::streambuf {
+  public:
+    explicit CallErrorStream(std::streambuf *original) : original(original) {}
+
+  protected:
+    int overflow(int c) override {
+        if (c == traits_type::eof()) return traits_type::not_eof(c);
+        if (!call_state.active) return original->sputc(static_cast<char>(c));
+        if (call_state.opencv_stream.size() < 1000) call_state.opencv_stream += static_cast<char>(c);
+        return c;
+    }
+    std::streamsize xsputn(const char *text, std::streamsize count) override {
+        if (!call_state.active) return original->sputn(text, count);
+        if (call_state.opencv_stream.size() < 1000) call_state.opencv_stream.append(text, static_cast<size_t>(count));
+        return count;
+    }
+    int sync() override { return call_state.active ? 0 : original->pubsync(); }
+
+  private:
+    std::streambuf *original;
+};
+
+void png_warning_to_message(png_structp, png_const_charp text) { note_codec_message("libpng", text); }
+
+// libpng's own default prints the text and then long-jumps; only the printing changes here.
+void png_error_to_message(png_structp png, png_const_charp text) {
+    note_codec_message("libpng", text);
+    png_longjmp(png, 1);
+}
+
+void jpeg_message_to_message(j_common_ptr cinfo) {
+    char text[JMSG_LENGTH_MAX];
+    (*cinfo->err->format_message)(cinfo, text);
+    note_codec_message("libjpeg", text);
+}
+
+// OpenCV logs decoder warnings to stderr (a broken TIFF's "TIFFReadRGBAStrip"); its errors
+// reach the caller as exceptions, so its log is switched off, process-wide; std::cerr gets the
+// buffer above. Both once.
+void quiet_opencv() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+        static CallErrorStream stream(std::cerr.rdbuf());
+        std::cerr.rdbuf(&stream);
+    });
+}
+
+// The extent of one bridge call on this thread: what the codecs say is collected meanwhile.
+struct CallScope {
+    CallScope() {
+        quiet_opencv();
+        call_state.active = true;
+        call_state.messages.clear();
+        call_state.opencv_stream.clear();
+    }
+    ~CallScope() { call_state.active = false; }
+};
+
+// `text`, followed by what the codec libraries and OpenCV said, if anything.
+std::string with_codec_messages(const std::string &text) {
+    std::string said = call_state.messages;
+    std::string stream = call_state.opencv_stream;
+    while (!stream.empty() && std::isspace(static_cast<unsigned char>(stream.back()))) stream.pop_back();
+    for (char &c : stream) if (c == '\n') c = ' ';
+    if (!stream.empty()) said += (said.empty() ? "OpenCV: " : "; OpenCV: ") + stream;
+    return said.empty() ? text : text + " (" + said + ")";
+}
+
 void write_message(char *message, size_t size, const std::string &text) {
     if (message == nullptr || size == 0) return;
     std::strncpy(message, text.c_str(), size - 1);
     message[size - 1] = '\0';
+}
+
+// OpenCV refuses images over its own size limits (CV_IO_MAX_IMAGE_PIXELS, _WIDTH, _HEIGHT) with
+// a failed assertion in validateInputImageSize.
+bool is_size_limit(const cv::Exception &e) {
+    return e.code == cv::Error::StsAssert && e.func.find("validateInputImageSize") != std::string::npos;
 }
 
 // Copies a BGR 8-bit Mat into a malloc'd RGB buffer.
@@ -51,7 +154,12 @@ dino_cv_status guarded(dino_cv_status opencv_failure, dino_cv_status other_failu
     try {
         return body();
     } catch (const cv::Exception &e) {
-        write_message(message, message_size, e.what());
+        if (is_size_limit(e)) {
+            write_message(message, message_size, "the image exceeds the decoder's limit of " + std::to_string(DINO_CV_MAX_PIXELS) +
+                                                     " pixels (" + std::to_string(DINO_CV_MAX_SIDE) + " a side)");
+            return DINO_CV_TOO_LARGE;
+        }
+        write_message(message, message_size, with_codec_messages(e.err.empty() ? e.what() : e.err));
         return opencv_failure;
     } catch (const std::exception &e) {
         write_message(message, message_size, e.what());
@@ -64,11 +172,34 @@ dino_cv_status guarded(dino_cv_status opencv_failure, dino_cv_status other_failu
 
 } // namespace
 
+// OpenCV's PNG decoder creates its libpng reader without error or warning functions, so libpng
+// prints "libpng warning: ..." / "libpng error: ..." to stderr; and its JPEG decoder keeps
+// libjpeg's default output_message, which prints "Corrupt JPEG data: ...". Neither lets a caller
+// choose. These two definitions, which the dynamic linker finds before libpng's and libjpeg's
+// (the package links both libraries directly, so the linker exports them), give those readers
+// functions that keep the text for the bridge's error message. Readers created with their own
+// functions keep them.
+extern "C" png_structp png_create_read_struct(png_const_charp version, png_voidp error_pointer, png_error_ptr error_function,
+                                              png_error_ptr warning_function) {
+    return png_create_read_struct_2(version, error_pointer, error_function ? error_function : png_error_to_message,
+                                    warning_function ? warning_function : png_warning_to_message, nullptr, nullptr, nullptr);
+}
+
+extern "C" struct jpeg_error_mgr *jpeg_std_error(struct jpeg_error_mgr *manager) {
+    using StandardError = struct jpeg_error_mgr *(*)(struct jpeg_error_mgr *);
+    static const auto library = reinterpret_cast<StandardError>(dlsym(RTLD_NEXT, "jpeg_std_error"));
+    if (library == nullptr) std::abort();  // libjpeg is linked: its definition always follows this one
+    struct jpeg_error_mgr *result = library(manager);
+    result->output_message = jpeg_message_to_message;
+    return result;
+}
+
 extern "C" dino_cv_status dino_cv_decode(const uint8_t *data, size_t size, int64_t max_pixels, dino_cv_image *out,
                                          char *message, size_t message_size) {
     out->width = 0;
     out->height = 0;
     out->pixels = nullptr;
+    CallScope scope;
     return guarded(DINO_CV_CORRUPT, DINO_CV_INTERNAL, message, message_size, [&]() -> dino_cv_status {
         if (size == 0) {
             write_message(message, message_size, "the file is empty");
@@ -78,7 +209,7 @@ extern "C" dino_cv_status dino_cv_decode(const uint8_t *data, size_t size, int64
         // IMREAD_COLOR: 8-bit BGR, EXIF orientation applied, alpha dropped, 16-bit reduced.
         cv::Mat bgr = cv::imdecode(encoded, cv::IMREAD_COLOR);
         if (bgr.empty()) {
-            write_message(message, message_size, "no decoder could read the data (not an image, or corrupt)");
+            write_message(message, message_size, with_codec_messages("no decoder could read the data (not an image, or corrupt)"));
             return DINO_CV_CORRUPT;
         }
         if (max_pixels > 0 && static_cast<int64_t>(bgr.rows) * bgr.cols > max_pixels) {
@@ -103,6 +234,7 @@ extern "C" dino_cv_status dino_cv_encode(const uint8_t *rgb, int32_t width, int3
                                          size_t message_size) {
     *out = nullptr;
     *out_size = 0;
+    CallScope scope;
     return guarded(DINO_CV_ENCODE_FAILED, DINO_CV_ENCODE_FAILED, message, message_size, [&]() -> dino_cv_status {
         const cv::Mat source(height, width, CV_8UC3, const_cast<uint8_t *>(rgb));
         cv::Mat bgr;
@@ -124,11 +256,12 @@ extern "C" dino_cv_status dino_cv_decode_grey(const uint8_t *data, size_t size, 
                                              int32_t *height, int32_t *bit_depth, uint16_t **samples, char *message,
                                              size_t message_size) {
     *samples = nullptr;
+    CallScope scope;
     return guarded(DINO_CV_CORRUPT, DINO_CV_CORRUPT, message, message_size, [&]() -> dino_cv_status {
         const cv::Mat encoded(1, static_cast<int>(size), CV_8UC1, const_cast<uint8_t *>(data));
         cv::Mat image = cv::imdecode(encoded, cv::IMREAD_UNCHANGED);
         if (image.empty()) {
-            write_message(message, message_size, "no decoder could read the data (not an image, or corrupt)");
+            write_message(message, message_size, with_codec_messages("no decoder could read the data (not an image, or corrupt)"));
             return DINO_CV_CORRUPT;
         }
         if (image.channels() != 1 || (image.depth() != CV_8U && image.depth() != CV_16U)) {
@@ -162,6 +295,7 @@ extern "C" dino_cv_status dino_cv_encode_grey16_png(const uint16_t *samples, int
                                                     size_t *out_size, char *message, size_t message_size) {
     *out = nullptr;
     *out_size = 0;
+    CallScope scope;
     return guarded(DINO_CV_ENCODE_FAILED, DINO_CV_ENCODE_FAILED, message, message_size, [&]() -> dino_cv_status {
         const cv::Mat image(height, width, CV_16UC1, const_cast<uint16_t *>(samples));
         std::vector<uint8_t> bytes;

@@ -83,7 +83,7 @@ extension ExtractCommand {
         @Option(name: .long, help: "Threads decoding and resizing images while the model runs (default: half the cores, 1 to 4); 0 decodes in line.")
         var decodeThreads: Int?
 
-        @Option(name: .long, help: "Largest image accepted, in pixels, checked from the header before decoding.")
+        @Option(name: .long, help: "Largest image accepted, in pixels, checked from the header before decoding (the decoder reads at most 2^30 pixels, 2^20 a side).")
         var maxPixels = ImageIO.defaultMaxPixels
 
         @Flag(name: .long, help: "Continue the shard's earlier run in --output-dir: finished units are skipped.")

@@ -226,7 +226,7 @@ struct ReportOptions: ParsableArguments {
     /// The records of an earlier run when resuming (nothing when not resuming or no file exists).
     func earlierRecords(resume: Bool) throws -> [JSONValue] {
         guard resume, let json, FileManager.default.fileExists(atPath: json) else { return [] }
-        guard let records = try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: json))).arrayValue else {
+        guard let records = try JSONValue.parse(InputFile.contents(of: URL(fileURLWithPath: json))).arrayValue else {
             throw ValidationError("--json \(json): an earlier run's file must hold a JSON array to resume")
         }
         return records

@@ -159,7 +159,7 @@ struct ImageInputOptions: ParsableArguments {
     @Option(name: .long, help: "Images per forward pass (images of one prepared size are batched together).")
     var batchSize = 8
 
-    @Option(name: .long, help: "Largest image accepted, in pixels, checked from the file header before decoding.")
+    @Option(name: .long, help: "Largest image accepted, in pixels, checked from the file header before decoding (the decoder reads at most 2^30 pixels, 2^20 a side).")
     var maxPixels = ImageIO.defaultMaxPixels
 
     @Flag(name: .long, help: "Skip images whose outputs already exist (continue an interrupted run).")

@@ -42,7 +42,7 @@ struct DatasetOptions: ParsableArguments {
     /// The dataset; `fallbackSplit(layout)` names the split when none is given.
     func load(fallbackSplit: (DatasetLayout) -> String? = { _ in nil }) throws -> SegmentationDataset {
         let root = URL(fileURLWithPath: dataset)
-        let chosen = DatasetLayout(rawValue: layout) ?? SegmentationDataset.detectLayout(root)
+        let chosen = DatasetLayout(rawValue: layout) ?? SegmentationDataset.detectLayout(root) { split ?? fallbackSplit($0) }
         return try SegmentationDataset(root: root, layout: chosen, split: split ?? chosen.flatMap(fallbackSplit))
     }
 }

@@ -1,4 +1,5 @@
 import DinoImage
+import DinoTensor
 import Foundation
 
 /// One image file of the input and the key it is known by.
@@ -157,9 +158,7 @@ public struct DatasetPlan: Sendable {
     /// from the list's folder.
     static func fileList(_ path: String) throws(DatasetError) -> [(line: Int, item: FileItem)] {
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw .cannotRead(path: path, reason: (error as NSError).localizedDescription)
-        }
+        do { data = try InputFile.contents(of: URL(fileURLWithPath: path)) } catch { throw .cannotRead(path: path, reason: error.detail) }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
         var items: [(Int, FileItem)] = []
         // Split the bytes, not the string: Swift reads "\r\n" as one character.

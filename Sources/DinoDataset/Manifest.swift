@@ -145,6 +145,18 @@ public struct UnitRecord: Sendable, Equatable {
     }
 }
 
+extension UnitRecord {
+    /// The output file in the folder of the manifest at `manifest`; an `output` that is absolute
+    /// or leaves that folder (a tampered manifest) is refused.
+    func outputURL(manifest: URL) throws(DatasetError) -> URL {
+        do {
+            return try InputFile.confined(output, in: manifest.deletingLastPathComponent(), source: manifest.path)
+        } catch {
+            throw .invalidManifest(path: manifest.path, reason: "unit \(index): output \(error.detail)")
+        }
+    }
+}
+
 /// A unit that could not be read (a corrupt or truncated tar); it is retried on `--resume`.
 public struct UnitFailure: Sendable, Equatable {
     /// The unit's number.
@@ -295,9 +307,7 @@ public struct ShardManifest: Sendable, Equatable {
     /// Reads the manifest at `url`.
     public init(url: URL) throws(DatasetError) {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw .cannotRead(path: url.path, reason: (error as NSError).localizedDescription)
-        }
+        do { data = try InputFile.contents(of: url) } catch { throw .cannotRead(path: url.path, reason: error.detail) }
         try self.init(data: data, path: url.path)
     }
 

@@ -137,7 +137,7 @@ public enum ManifestMerge {
                 throw .missingKeys(source: "\(url.path): unit \(record.index) (\(record.source))", expected: record.expected,
                                    actual: record.rows + record.failures.count)
             }
-            let output = url.deletingLastPathComponent().appendingPathComponent(record.output)
+            let output = try record.outputURL(manifest: url)
             let keys = try checkOutput(output, record: record, settings: first.settings, digest: digest)
             for (row, key) in keys.enumerated() {
                 let location = "\(output.path) row \(row)"
@@ -182,6 +182,10 @@ public enum ManifestMerge {
         else { throw .outputMismatch(path: url.path, field: "file", expected: "present", actual: "missing") }
         guard size == record.bytes else {
             throw .outputMismatch(path: url.path, field: "size", expected: "\(record.bytes) bytes", actual: "\(size) bytes")
+        }
+        // Before the digest opens it: a FIFO would block it.
+        do { try InputFile.checkRegularFile(url) } catch {
+            throw .outputMismatch(path: url.path, field: "file", expected: "a regular file", actual: error.detail)
         }
         let sha: String
         do { sha = try digest(url) } catch { throw .cannotRead(path: url.path, reason: "\(error)") }

@@ -29,7 +29,7 @@ public struct RunOptions: Sendable {
 public enum RunEvent: Sendable {
     /// A unit was finished by an earlier run (`--resume`) and is skipped.
     case unitSkipped(DatasetUnit)
-    /// A unit was finished and recorded.
+    /// A unit was finished, and the manifest recording it is on disk.
     case unitFinished(DatasetUnit, UnitRecord)
     /// A unit could not be read; it is recorded as failed and retried by `--resume`.
     case unitFailed(DatasetUnit, reason: String)
@@ -170,11 +170,12 @@ public final class ShardRunner {
                 current.failures[position] = KeyFailure(key: key, reason: reason)
             case let .unitEnd(unitNumber, count, error):
                 let unit = todo[unitNumber]
+                let event: RunEvent
                 if let error {
                     batcher = Batcher(batchSize: options.batchSize, maxPending: window)
                     manifest.failedUnits.append(UnitFailure(index: unit.index, source: unit.name, reason: "\(error)"))
                     summary.failedUnits += 1
-                    events(.unitFailed(unit, reason: "\(error)"))
+                    event = .unitFailed(unit, reason: "\(error)")
                 } else {
                     for batch in batcher.flush() { runBatch(batch) }
                     let failed = current.failures.sorted { $0.key < $1.key }.map(\.value)
@@ -184,9 +185,11 @@ public final class ShardRunner {
                     manifest.units.append(record)
                     manifest.units.sort { $0.index < $1.index }
                     summary.finishedUnits += 1
-                    events(.unitFinished(unit, record))
+                    event = .unitFinished(unit, record)
                 }
+                // Reported once the manifest is on disk: a kill after "done" never redoes the unit.
                 try manifest.write(to: manifestURL)
+                events(event)
                 current = UnitState()
                 unitStart = clock.now
             }
@@ -237,16 +240,19 @@ public final class ShardRunner {
             // "actual" is what the folder holds, "expected" what this run was given.
             throw .incompatibleSettings(path: path, field: field, expected: now, actual: before)
         }
-        existing.units = existing.units.filter { record in
-            let url = folder.appendingPathComponent(record.output)
+        var kept: [UnitRecord] = []
+        for record in existing.units {
+            let url = try record.outputURL(manifest: manifestURL)
             let attributes = try? FileManager.default.attributesOfItem(atPath: url.path)
             let size = (attributes?[.size] as? NSNumber)?.intValue
-            guard size == record.bytes, (try? digest(url)) == record.sha256 else {
+            // A FIFO in place of an output would block the digest.
+            if (try? InputFile.checkRegularFile(url)) != nil, size == record.bytes, (try? digest(url)) == record.sha256 {
+                kept.append(record)
+            } else {
                 events(.warning("\(url.path): missing or changed since it was recorded; unit \(record.index) (\(record.source)) is redone"))
-                return false
             }
-            return true
         }
+        existing.units = kept
         return existing
     }
 

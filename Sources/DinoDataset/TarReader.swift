@@ -1,3 +1,4 @@
+import DinoTensor
 import Foundation
 
 #if canImport(Glibc)
@@ -46,15 +47,11 @@ public final class TarReader {
     /// Opens the archive at `url` for reading.
     public init(url: URL) throws(DatasetError) {
         path = url.path
-        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .cannotRead(path: url.path, reason: String(cString: strerror(errno))) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            close(fd)
-            throw .cannotRead(path: url.path, reason: "not a regular file")
+        do {
+            (descriptor, fileSize) = try InputFile.openRegularFile(url)
+        } catch {
+            throw .cannotRead(path: url.path, reason: error.detail)
         }
-        descriptor = fd
-        fileSize = Int(info.st_size)
     }
 
     deinit { close(descriptor) }

@@ -68,7 +68,7 @@ public struct HubCache: Sendable, Equatable {
     /// when it is a commit hash, else the content of `refs/{revision}`; nil when not cached.
     public func cachedCommit(for id: HubModelID) -> String? {
         if id.revisionIsCommit { return id.revision }
-        guard let data = FileManager.default.contents(atPath: refURL(for: id).path),
+        guard let data = try? InputFile.contents(of: refURL(for: id)),
               let text = String(data: data, encoding: .utf8) else { return nil }
         let commit = text.trimmingCharacters(in: .whitespacesAndNewlines)
         return HubModelID.isCommitHash(commit) ? commit : nil
@@ -201,9 +201,8 @@ enum ModelFiles {
 
     /// The shard files named in an index's `weight_map`, in order of first appearance.
     static func shardNames(inIndexAt url: URL) throws(HubError) -> [String] {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw .invalidIndex(path: url.path, reason: "cannot read the file")
-        }
+        let data: Data
+        do { data = try InputFile.contents(of: url) } catch { throw .invalidIndex(path: url.path, reason: error.detail) }
         let json: JSONValue
         do {
             json = try JSONValue.parse(data)
@@ -221,7 +220,7 @@ enum ModelFiles {
             }
             // The shard name becomes a path under the snapshot folder and part of a URL, so
             // it must stay inside the repository.
-            guard isSafeRelativePath(shard) else {
+            guard InputFile.isPlainRelativePath(shard) else {
                 throw .invalidIndex(path: url.path, reason: "shard '\(shard)' for '\(tensor)' is not a relative path inside the repository")
             }
             if seen.insert(shard).inserted { shards.append(shard) }
@@ -230,8 +229,4 @@ enum ModelFiles {
         return shards
     }
 
-    static func isSafeRelativePath(_ path: String) -> Bool {
-        guard !path.isEmpty, !path.hasPrefix("/"), !path.contains("\\"), !path.contains("\0") else { return false }
-        return path.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." }
-    }
 }

@@ -1,3 +1,4 @@
+import DinoTensor
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -83,7 +84,7 @@ public struct HubClient: Sendable {
             return token
         }
         let file = HubCache.huggingFaceHome(environment: environment).appendingPathComponent("token")
-        guard let data = FileManager.default.contents(atPath: file.path),
+        guard let data = try? InputFile.contents(of: file),
               let token = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines),
               !token.isEmpty else { return nil }
         return token

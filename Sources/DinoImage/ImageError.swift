@@ -30,7 +30,12 @@ public enum ImageError: Error, Sendable, Equatable, CustomStringConvertible, Loc
         case let .tooLarge(path, width, height, limit):
             // Declared sides can be as large as 2^32 - 1: report the product without overflowing.
             let pixels = Double(width) * Double(height)
-            return "\(path): image of \(width)x\(height) = \(String(format: "%.0f", pixels)) pixels exceeds the limit of \(limit) pixels"
+            let size = "\(path): image of \(width)x\(height) = \(String(format: "%.0f", pixels)) pixels"
+            if max(width, height) > ImageIO.decoderMaxSide && pixels <= Double(limit) {
+                return "\(size) exceeds the limit of \(ImageIO.decoderMaxSide) pixels a side (the decoder's)"
+            }
+            let whose = limit >= ImageIO.decoderMaxPixels ? " (the decoder's; --max-pixels cannot raise it)" : ""
+            return "\(size) exceeds the limit of \(limit) pixels\(whose)"
         case let .cannotWrite(path, reason): return "\(path): cannot write: \(reason)"
         case let .invalidPreprocessing(reason): return "invalid preprocessing: \(reason)"
         case let .invalidAnalysis(reason): return "cannot analyse the features: \(reason)"

@@ -4,9 +4,13 @@ import Foundation
 /// decompression bombs and oversized images are refused before any pixel memory is allocated.
 enum ImageHeader {
     /// `(width, height)` as declared, or nil when the header is too short or not understood
-    /// (the decoder then reports the problem).
+    /// (the decoder then reports the problem; a JPEG without a frame header the way libjpeg
+    /// reads it is refused by the caller).
     static func declaredSize(_ data: Data, format: ImageFormat) -> (width: Int, height: Int)? {
-        let bytes = [UInt8](data.prefix(format == .jpeg || format == .tiff ? min(data.count, 1 << 20) : 64))
+        // Their headers can be anywhere in the file: read in place.
+        if format == .jpeg { return data.withUnsafeBytes { jpegSize($0) } }
+        if format == .tiff { return data.withUnsafeBytes { tiffSize($0) } }
+        let bytes = [UInt8](data.prefix(64))
         func be16(_ i: Int) -> Int { Int(bytes[i]) << 8 | Int(bytes[i + 1]) }
         func be32(_ i: Int) -> Int { be16(i) << 16 | be16(i + 2) }
         func le16(_ i: Int) -> Int { Int(bytes[i]) | Int(bytes[i + 1]) << 8 }
@@ -17,22 +21,8 @@ enum ImageHeader {
             // Signature (8), IHDR length and type (8), then width and height, big-endian.
             guard bytes.count >= 24, Array(bytes[12..<16]) == Array("IHDR".utf8) else { return nil }
             return (be32(16), be32(20))
-        case .jpeg:
-            // Walk the marker segments to the first start-of-frame (SOF0-SOF15 but DHT, JPG, DAC).
-            var i = 2
-            while i + 9 < bytes.count {
-                guard bytes[i] == 0xFF else { return nil }
-                let marker = bytes[i + 1]
-                if marker == 0xFF { i += 1; continue }
-                if (0xD0...0xD9).contains(marker) || marker == 0x01 { i += 2; continue }
-                let length = be16(i + 2)
-                if (0xC0...0xCF).contains(marker) && ![0xC4, 0xC8, 0xCC].contains(marker) {
-                    return (be16(i + 7), be16(i + 5))
-                }
-                guard length >= 2 else { return nil }
-                i += 2 + length
-            }
-            return nil
+        case .jpeg, .tiff:
+            return nil  // read above
         case .webp:
             guard bytes.count >= 30 else { return nil }
             switch String(decoding: bytes[12..<16], as: UTF8.self) {
@@ -47,16 +37,44 @@ enum ImageHeader {
             guard bytes.count >= 26 else { return nil }
             let height = Int32(bitPattern: UInt32(le32(22)))
             return (Int(Int32(bitPattern: UInt32(le32(18))).magnitude), Int(height.magnitude))
-        case .tiff:
-            return tiffSize(bytes)
         case .gif:
             guard bytes.count >= 10 else { return nil }
             return (le16(6), le16(8))
         }
     }
 
+    /// The frame size of a JPEG, found as libjpeg finds its frame header: bytes that are not
+    /// 0xFF before a marker are skipped (libjpeg warns and goes on; a header walk that gave up
+    /// there let an 8 GB frame past the pixel limit, found by Scripts/fuzz.sh), fill bytes and
+    /// stuffed zeros too, and the segments before the frame by their lengths.
+    // ref: libjpeg-turbo jdmarker.c next_marker, read_markers
+    private static func jpegSize(_ bytes: UnsafeRawBufferPointer) -> (width: Int, height: Int)? {
+        func be16(_ i: Int) -> Int { Int(bytes[i]) << 8 | Int(bytes[i + 1]) }
+        var i = 2
+        while true {
+            while i < bytes.count, bytes[i] != 0xFF { i += 1 }
+            while i < bytes.count, bytes[i] == 0xFF { i += 1 }
+            guard i < bytes.count else { return nil }
+            let marker = bytes[i]
+            i += 1
+            switch marker {
+            case 0x00, 0x01, 0xD0...0xD7:
+                continue  // a stuffed zero, TEM, RSTn: no segment
+            case 0xD8, 0xD9, 0xDA:
+                return nil  // SOI again, EOI or a scan before any frame: libjpeg fails too
+            case 0xC0...0xCF where marker != 0xC4 && marker != 0xC8 && marker != 0xCC:
+                // Length (2), precision (1), height (2), width (2).
+                guard i + 7 <= bytes.count else { return nil }
+                return (be16(i + 5), be16(i + 3))
+            default:
+                guard i + 2 <= bytes.count, be16(i) >= 2 else { return nil }
+                i += be16(i)
+            }
+        }
+    }
+
     /// ImageWidth (256) and ImageLength (257) of the first IFD.
-    private static func tiffSize(_ bytes: [UInt8]) -> (width: Int, height: Int)? {
+    private static func tiffSize(_ bytes: UnsafeRawBufferPointer) -> (width: Int, height: Int)? {
         guard bytes.count >= 8 else { return nil }
         let little = bytes[0] == 0x49
         func u16(_ i: Int) -> Int { little ? Int(bytes[i]) | Int(bytes[i + 1]) << 8 : Int(bytes[i]) << 8 | Int(bytes[i + 1]) }

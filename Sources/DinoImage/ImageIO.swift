@@ -27,18 +27,50 @@ public enum ImageIO {
     /// Largest image accepted by default, in pixels (about 16k x 16k).
     public static let defaultMaxPixels = 268_435_456
 
+    /// Largest image the decoder (OpenCV) reads whatever the limit asked for, in pixels.
+    public static let decoderMaxPixels = Int(DINO_CV_MAX_PIXELS)
+
+    /// Longest side the decoder reads, in pixels.
+    public static let decoderMaxSide = Int(DINO_CV_MAX_SIDE)
+
+    /// The size `data`'s header declares, refused before anything is decoded when it is empty,
+    /// over `maxPixels` or over the decoder's own limits (both limits give the same message,
+    /// naming the one that applies), or when a JPEG has no frame header where libjpeg looks.
+    static func checkedHeader(_ data: Data, format: ImageFormat, maxPixels: Int, name: String) throws(ImageError) -> (width: Int, height: Int)? {
+        guard let size = ImageHeader.declaredSize(data, format: format) else {
+            if format == .jpeg { throw .corrupt(path: name, format: format.rawValue, reason: "no frame header before the image data") }
+            return nil
+        }
+        guard size.width > 0, size.height > 0 else {
+            throw .corrupt(path: name, format: format.rawValue, reason: "the header declares a \(size.width)x\(size.height) image")
+        }
+        let limit = min(maxPixels, decoderMaxPixels)
+        // Headers hold up to 32-bit sides: their product can overflow Int.
+        let (pixels, overflow) = size.width.multipliedReportingOverflow(by: size.height)
+        guard !overflow, pixels <= limit, size.width <= decoderMaxSide, size.height <= decoderMaxSide else {
+            throw .tooLarge(path: name, width: size.width, height: size.height, limit: limit)
+        }
+        return size
+    }
+
     /// Reads and decodes the image file at `url` to 8-bit RGB (EXIF orientation applied; grey,
     /// palette, alpha and 16-bit images converted).
     public static func read(_ url: URL, maxPixels: Int = defaultMaxPixels) throws(ImageError) -> RGBImage {
         try decode(contents(of: url), name: url.path, maxPixels: maxPixels)
     }
 
+    /// The file's bytes, mapped rather than read: the header is checked against the pixel limit
+    /// before the decoder touches the rest.
     private static func contents(of url: URL) throws(ImageError) -> Data {
+        let file: MappedFile
         do {
-            return try Data(contentsOf: url, options: .mappedIfSafe)
+            file = try MappedFile(url: url)
         } catch {
-            throw .cannotRead(path: url.path, reason: (error as NSError).localizedDescription)
+            throw .cannotRead(path: url.path, reason: error.detail)
         }
+        guard let base = file.bytes.baseAddress else { return Data() }
+        return Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base), count: file.bytes.count,
+                     deallocator: .custom { _, _ in withExtendedLifetime(file) {} })
     }
 
     /// The NUL-terminated text the bridge wrote into `message`.
@@ -52,16 +84,7 @@ public enum ImageIO {
         // Debian's OpenCV 4.6 has no GIF decoder.
         if format == .gif { throw .unsupportedFormat(path: name, format: format.rawValue) }
         // Refuse oversized images from their header, before the decoder allocates anything.
-        if let size = ImageHeader.declaredSize(data, format: format) {
-            guard size.width > 0, size.height > 0 else {
-                throw .corrupt(path: name, format: format.rawValue, reason: "the header declares a \(size.width)x\(size.height) image")
-            }
-            // Headers hold up to 32-bit sides: their product can overflow Int.
-            let (pixels, overflow) = size.width.multipliedReportingOverflow(by: size.height)
-            guard !overflow, pixels <= maxPixels else {
-                throw .tooLarge(path: name, width: size.width, height: size.height, limit: maxPixels)
-            }
-        }
+        let declared = try checkedHeader(data, format: format, maxPixels: maxPixels, name: name)
         if format == .jpeg, !hasEndOfImageMarker(data) {
             // libjpeg fills a truncated JPEG with grey and only warns; refuse it instead.
             throw .corrupt(path: name, format: format.rawValue, reason: "the data ends before the end-of-image marker")
@@ -79,7 +102,9 @@ public enum ImageIO {
             let pixels = [UInt8](UnsafeBufferPointer(start: image.pixels, count: w * h * 3))
             return RGBImage(width: w, height: h, pixels: pixels)
         case DINO_CV_TOO_LARGE:
-            throw .tooLarge(path: name, width: Int(image.width), height: Int(image.height), limit: maxPixels)
+            // Over OpenCV's own limit (lowered by OPENCV_IO_MAX_IMAGE_PIXELS) or the one asked for.
+            let size = declared ?? (Int(image.width), Int(image.height))
+            throw .tooLarge(path: name, width: size.width, height: size.height, limit: min(maxPixels, decoderMaxPixels))
         default:
             throw .corrupt(path: name, format: format.rawValue, reason: reason.isEmpty ? "decoding failed" : reason)
         }
@@ -102,12 +127,7 @@ public enum ImageIO {
     public static func readGrey(_ url: URL, maxPixels: Int = defaultMaxPixels) throws(ImageError) -> GreyImage {
         let data = try contents(of: url)
         guard let format = ImageFormat.sniff(data) else { throw .notAnImage(path: url.path) }
-        if let size = ImageHeader.declaredSize(data, format: format) {
-            let (pixels, overflow) = size.width.multipliedReportingOverflow(by: size.height)
-            if overflow || pixels > maxPixels {
-                throw .tooLarge(path: url.path, width: size.width, height: size.height, limit: maxPixels)
-            }
-        }
+        let declared = try checkedHeader(data, format: format, maxPixels: maxPixels, name: url.path)
         var width: Int32 = 0, height: Int32 = 0, depth: Int32 = 0
         var samples: UnsafeMutablePointer<UInt16>?
         var message = [CChar](repeating: 0, count: 512)
@@ -116,6 +136,10 @@ public enum ImageIO {
                                 &samples, &message, message.count)
         }
         defer { dino_cv_free(samples) }
+        if status == DINO_CV_TOO_LARGE {
+            let size = declared ?? (Int(width), Int(height))
+            throw .tooLarge(path: url.path, width: size.width, height: size.height, limit: min(maxPixels, decoderMaxPixels))
+        }
         guard status == DINO_CV_OK, let samples else {
             throw .corrupt(path: url.path, format: format.rawValue, reason: text(message))
         }

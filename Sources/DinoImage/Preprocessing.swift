@@ -35,9 +35,11 @@ public struct ProcessorConfig: Sendable, Equatable {
     /// Reads `preprocessor_config.json`; only the bicubic `BitImageProcessor` / `Dinov2`-style
     /// settings are supported, anything else is an error that says what differs.
     public static func load(from url: URL) throws(ImageError) -> ProcessorConfig {
+        let data: Data
+        do { data = try InputFile.contents(of: url) } catch { throw .invalidProcessorConfig(path: url.path, reason: error.detail) }
         let json: JSONValue
         do {
-            json = try JSONValue.parse(try Data(contentsOf: url))
+            json = try JSONValue.parse(data)
         } catch {
             throw .invalidProcessorConfig(path: url.path, reason: "cannot read: \(error)")
         }

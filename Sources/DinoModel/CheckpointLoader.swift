@@ -47,6 +47,7 @@ struct CheckpointLoader {
         var loader = CheckpointLoader(source: source, configuration: configuration, pack: pack, precision: precision,
                                       bf16Products: bf16Products)
         let naming = try loader.detectNaming()
+        try loader.checkSizes(naming: naming)
         let weights: ModelWeights
         switch naming {
         case .huggingFace: weights = try loader.loadHuggingFace()
@@ -81,6 +82,37 @@ struct CheckpointLoader {
         }
         let sample = ordered.prefix(5).joined(separator: ", ")
         throw .unknownNaming(file: file, reason: "no '\(hfAnchor)' (HF) or '\(originalAnchor)' (Meta/timm) tensor; first keys: \(sample)")
+    }
+
+    /// Compares the configuration's sizes with the checkpoint's before any tensor is read, so a
+    /// configuration that does not describe these weights fails without allocating from it: the
+    /// patch embedding (width, channels, patch), the position grid (image size) and the last block.
+    private func checkSizes(naming: CheckpointNaming) throws(DinoModelError) {
+        let huggingFace = naming == .huggingFace
+        let patch = huggingFace ? "embeddings.patch_embeddings.projection.weight" : "patch_embed.proj.weight"
+        try expectShape(patch, [patchShape])
+        let position = huggingFace ? "embeddings.position_embeddings" : "pos_embed"
+        let c = configuration.hiddenSize
+        // timm drops the CLS row of pos_embed.
+        try expectShape(position, huggingFace ? [[1, 1 + gridPositions, c]] : [[1, 1 + gridPositions, c], [1, gridPositions, c]])
+        let blockPrefix = prefix + (huggingFace ? "encoder.layer." : "blocks.")
+        let blocks = Set(names.compactMap { name in
+            name.hasPrefix(blockPrefix) ? Int(name.dropFirst(blockPrefix.count).prefix { $0 != "." }) : nil
+        })
+        let layers = configuration.numHiddenLayers
+        guard blocks.contains(layers - 1) else {
+            throw .invalidConfiguration(path: location(prefix + patch), field: "num_hidden_layers",
+                                        reason: "the configuration has \(layers) blocks, the checkpoint \(blocks.count) (no '\(blockPrefix)\(layers - 1).*' tensor)")
+        }
+    }
+
+    /// Throws unless `prefix + name` is present with one of `shapes` (read from the header only).
+    private func expectShape(_ name: String, _ shapes: [[Int]]) throws(DinoModelError) {
+        let key = prefix + name
+        guard names.contains(key) else { throw .missingTensor(key: key, file: location(key)) }
+        let actual: [Int]
+        do { actual = try source.shape(of: key) } catch { throw .tensorFile(error) }
+        guard shapes.contains(actual) else { throw .shapeMismatch(key: key, file: location(key), expected: shapes[0], actual: actual) }
     }
 
     // MARK: - Tensor access
@@ -143,6 +175,7 @@ struct CheckpointLoader {
 
     private var patchColumns: Int { configuration.numChannels * configuration.patchSize * configuration.patchSize }
 
+    /// `M * M` (a validated configuration's grid is at most `Limits.imageSize` a side, so this cannot overflow).
     private var gridPositions: Int { configuration.positionGridSize * configuration.positionGridSize }
 
     /// The classification head sits outside the backbone prefix in HF checkpoints.

@@ -147,9 +147,9 @@ public struct DinoConfiguration: Codable, Sendable, Equatable {
     public static func load(from url: URL) throws(DinoModelError) -> DinoConfiguration {
         let data: Data
         do {
-            data = try Data(contentsOf: url)
+            data = try InputFile.contents(of: url)
         } catch {
-            throw .cannotReadConfiguration(path: url.path, reason: error.localizedDescription)
+            throw .cannotReadConfiguration(path: url.path, reason: error.detail)
         }
         return try decode(data, path: url.path)
     }
@@ -181,6 +181,25 @@ public struct DinoConfiguration: Codable, Sendable, Equatable {
     /// The widest FFN accepted (ViT-g has 6144; the product is converted to an integer width).
     public static let maximumFFNWidth = Double(1 << 30)
 
+    /// Upper bounds of the size fields, far above every released model (ViT-g: 1536 wide,
+    /// 40 blocks, 24 heads, 518 px, patch 14, 4 registers) and low enough that nothing derived
+    /// from them (stage names, the position grid, token counts) can overflow or allocate much
+    /// before the checkpoint's shapes are compared with them.
+    public enum Limits {
+        /// Largest `hidden_size`.
+        public static let hiddenSize = 1 << 14
+        /// Largest `num_hidden_layers`.
+        public static let layers = 1 << 10
+        /// Largest `image_size` (the position grid is at most this many patches a side).
+        public static let imageSize = 1 << 14
+        /// Largest `patch_size`.
+        public static let patchSize = 1 << 10
+        /// Largest `num_channels`.
+        public static let channels = 1 << 8
+        /// Largest `num_register_tokens`.
+        public static let registers = 1 << 10
+    }
+
     /// Checks that the values describe a model that can be built.
     public func validate(path: String = "config.json") throws(DinoModelError) {
         func bad(_ field: CodingKeys, _ reason: String) -> DinoModelError {
@@ -210,6 +229,12 @@ public struct DinoConfiguration: Codable, Sendable, Equatable {
         }
         guard numChannels > 0 else { throw bad(.numChannels, "must be positive, got \(numChannels)") }
         guard numRegisterTokens >= 0 else { throw bad(.numRegisterTokens, "must not be negative, got \(numRegisterTokens)") }
+        for (field, value, limit) in [(CodingKeys.hiddenSize, hiddenSize, Limits.hiddenSize), (.numHiddenLayers, numHiddenLayers, Limits.layers),
+                                      (.imageSize, imageSize, Limits.imageSize), (.patchSize, patchSize, Limits.patchSize),
+                                      (.numChannels, numChannels, Limits.channels), (.numRegisterTokens, numRegisterTokens, Limits.registers)]
+        where value > limit {
+            throw bad(field, "\(value) is over the limit of \(limit)")
+        }
         guard layerscaleValue.isFinite else { throw bad(.layerscaleValue, "must be finite") }
         do {
             _ = try StageSelection(stageNames: stageNames, outFeatures: outFeatures, outIndices: outIndices)
@@ -241,8 +266,9 @@ public struct DinoConfiguration: Codable, Sendable, Equatable {
         return useSwigluFFN ? (Int(Double(width) * 2 / 3) + 7) / 8 * 8 : width
     }
 
-    /// `["stem", "stage1", ..., "stageL"]`.
-    public var stageNames: [String] { ["stem"] + (1...max(numHiddenLayers, 1)).map { "stage\($0)" } }
+    /// `["stem", "stage1", ..., "stageL"]` (of at most `Limits.layers` blocks, the most a valid
+    /// configuration has).
+    public var stageNames: [String] { ["stem"] + (1...min(max(numHiddenLayers, 1), Limits.layers)).map { "stage\($0)" } }
 
     /// Number of tokens before the patch tokens: CLS and the registers.
     public var numPrefixTokens: Int { 1 + numRegisterTokens }

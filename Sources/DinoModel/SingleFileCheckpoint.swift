@@ -35,19 +35,13 @@ extension VisionTransformer {
     /// say so (zip, or the pickle of the legacy format, which the reader then explains) or the
     /// extension is PyTorch's.
     static func openCheckpointFile(_ url: URL) throws(TensorFileError) -> any TensorSource {
+        let file = try MappedFile(url: url)
         let pathExtension = url.pathExtension.lowercased()
-        if pathExtension == "safetensors" { return try SafetensorsFile(url: url) }
-        let head: Data
-        do {
-            let handle = try FileHandle(forReadingFrom: url)
-            defer { try? handle.close() }
-            head = try handle.read(upToCount: 4) ?? Data()
-        } catch {
-            throw .cannotOpen(path: url.path, reason: error.localizedDescription)
-        }
+        if pathExtension == "safetensors" { return try SafetensorsFile(mapped: file) }
+        let head = file.bytes.prefix(4)
         let zip = head.starts(with: [0x50, 0x4B, 0x03, 0x04])
         let pickle = head.starts(with: [0x80, 0x02, 0x8A])
-        if zip || pickle || ["pth", "pt", "bin", "ckpt"].contains(pathExtension) { return try TorchCheckpoint(url: url) }
-        return try SafetensorsFile(url: url)
+        if zip || pickle || ["pth", "pt", "bin", "ckpt"].contains(pathExtension) { return try TorchCheckpoint(mapped: file) }
+        return try SafetensorsFile(mapped: file)
     }
 }

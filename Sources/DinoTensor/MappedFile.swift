@@ -29,17 +29,13 @@ public final class MappedFile: @unchecked Sendable {
         bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<data.count])
     }
 
-    /// Maps the file at `url` read-only.
+    /// Maps the regular file at `url` read-only (opened as `InputFile` opens every file, so a FIFO
+    /// or a device is refused instead of blocking).
     public init(url: URL) throws(TensorFileError) {
         path = url.path
         owned = false
-        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .cannotOpen(path: url.path, reason: String(cString: strerror(errno))) }
+        let (fd, size) = try InputFile.openRegularFile(url)
         defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw .cannotOpen(path: url.path, reason: String(cString: strerror(errno))) }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw .cannotOpen(path: url.path, reason: "not a regular file") }
-        let size = Int(info.st_size)
         if size == 0 {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
             return
@@ -76,6 +72,7 @@ public final class MappedFile: @unchecked Sendable {
 
 /// Writes a file so that readers see either nothing or the whole file: the bytes go to a
 /// temporary file in the same folder, which is renamed over the target only when complete.
+/// The file and then the folder are synced, so a written file survives a crash of the machine.
 public enum AtomicFile {
     /// Writes `produce`'s output to `url`; on any error the temporary file is removed and the
     /// target is left untouched.
@@ -97,6 +94,12 @@ public enum AtomicFile {
             }
             guard rename(temporary.path, url.path) == 0 else {
                 throw TensorFileError.writeFailed(path: url.path, reason: String(cString: strerror(errno)))
+            }
+            // The rename is durable only once the folder's entry is synced.
+            let folder = open(directory.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if folder >= 0 {
+                _ = fsync(folder)
+                close(folder)
             }
         } catch let error as TensorFileError {
             try? FileManager.default.removeItem(at: temporary)

@@ -12,8 +12,12 @@ public enum NumpyFile {
 
     /// Reads the array in `url` as float32 (other numeric types are converted by value).
     public static func read(_ url: URL) throws(TensorFileError) -> Tensor {
-        let file = try MappedFile(url: url)
-        let path = url.path
+        try read(mapped: MappedFile(url: url))
+    }
+
+    /// Reads the array in the bytes of `file` (a mapping, or bytes copied in to parse or fuzz).
+    public static func read(mapped file: MappedFile) throws(TensorFileError) -> Tensor {
+        let path = file.path
         let bytes = file.bytes
         guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
             throw .invalidHeader(path: path, reason: "not a .npy file (bad magic)")

@@ -17,12 +17,7 @@ public final class ShardedSafetensors: TensorSource {
     /// Opens the index at `url` and every shard it names (shards are looked up beside it).
     public init(indexURL url: URL) throws(TensorFileError) {
         let path = url.path
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw .cannotOpen(path: path, reason: "\(error.localizedDescription)")
-        }
+        let data = try InputFile.contents(of: url)
         let json: JSONValue
         do {
             json = try JSONValue.parse(data)
@@ -35,21 +30,19 @@ public final class ShardedSafetensors: TensorSource {
         var weightMap: [String: String] = [:]
         var order: [String] = []
         var shardNames: [String] = []
+        let folder = url.deletingLastPathComponent()
         for (tensor, value) in map {
             guard let file = value.stringValue else {
                 throw .invalidHeader(path: path, reason: "weight_map entry for '\(tensor)' is not a file name")
             }
-            guard !file.contains("/"), !file.hasPrefix(".") else {
-                throw .invalidHeader(path: path, reason: "shard name '\(file)' must be a plain file name beside the index")
-            }
+            _ = try InputFile.confined(file, in: folder, source: path)
             weightMap[tensor] = file
             order.append(tensor)
             if !shardNames.contains(file) { shardNames.append(file) }
         }
         var shards: [String: SafetensorsFile] = [:]
-        let folder = url.deletingLastPathComponent()
         for name in shardNames {
-            let shard = try SafetensorsFile(url: folder.appendingPathComponent(name))
+            let shard = try SafetensorsFile(url: try InputFile.confined(name, in: folder, source: path))
             for tensor in shard.tensorNames {
                 guard let listed = weightMap[tensor] else {
                     throw .invalidHeader(path: shard.path, reason: "tensor '\(tensor)' is not listed in \(url.lastPathComponent)")

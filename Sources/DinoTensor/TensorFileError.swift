@@ -25,22 +25,38 @@ public enum TensorFileError: Error, Sendable, Equatable, CustomStringConvertible
     case writeFailed(path: String, reason: String)
     /// A checkpoint's pickle asks for an opcode or global the restricted reader never runs.
     case rejectedPickle(path: String, offset: Int, reason: String)
+    /// A file names a path (`entry`) that is absolute or leaves `folder` through `..`.
+    case pathOutsideFolder(path: String, entry: String, folder: String)
 
-    public var description: String {
+    public var description: String { "\(path): \(detail)" }
+
+    /// The file the error is about.
+    public var path: String {
         switch self {
-        case let .cannotOpen(path, reason): return "\(path): cannot open: \(reason)"
-        case let .truncated(path, reason): return "\(path): file is truncated: \(reason)"
-        case let .invalidHeader(path, reason): return "\(path): invalid header: \(reason)"
-        case let .unsupportedDType(path, tensor, dtype):
-            return "\(path): tensor '\(tensor)' has unsupported dtype \(dtype)"
-        case let .byteCountMismatch(path, tensor, shape, dtype, bytes):
-            return "\(path): tensor '\(tensor)' of shape \(shape) and dtype \(dtype) cannot occupy \(bytes) bytes"
-        case let .invalidOffsets(path, tensor, reason): return "\(path): tensor '\(tensor)': \(reason)"
-        case let .missingTensor(path, tensor): return "\(path): no tensor named '\(tensor)'"
-        case let .duplicateTensor(path, tensor): return "\(path): tensor '\(tensor)' appears more than once"
-        case let .writeFailed(path, reason): return "\(path): cannot write: \(reason)"
-        case let .rejectedPickle(path, offset, reason):
-            return "\(path): refused to unpickle: \(reason) at byte \(offset) of data.pkl (only tensors, dicts, lists and plain values are read)"
+        case let .cannotOpen(path, _), let .truncated(path, _), let .invalidHeader(path, _), let .unsupportedDType(path, _, _),
+            let .byteCountMismatch(path, _, _, _, _), let .invalidOffsets(path, _, _), let .missingTensor(path, _),
+            let .duplicateTensor(path, _), let .writeFailed(path, _), let .rejectedPickle(path, _, _), let .pathOutsideFolder(path, _, _):
+            return path
+        }
+    }
+
+    /// What is wrong, without the file's path (for errors of other modules that name it themselves).
+    public var detail: String {
+        switch self {
+        case let .cannotOpen(_, reason): return "cannot open: \(reason)"
+        case let .truncated(_, reason): return "file is truncated: \(reason)"
+        case let .invalidHeader(_, reason): return "invalid header: \(reason)"
+        case let .unsupportedDType(_, tensor, dtype): return "tensor '\(tensor)' has unsupported dtype \(dtype)"
+        case let .byteCountMismatch(_, tensor, shape, dtype, bytes):
+            return "tensor '\(tensor)' of shape \(shape) and dtype \(dtype) cannot occupy \(bytes) bytes"
+        case let .invalidOffsets(_, tensor, reason): return "tensor '\(tensor)': \(reason)"
+        case let .missingTensor(_, tensor): return "no tensor named '\(tensor)'"
+        case let .duplicateTensor(_, tensor): return "tensor '\(tensor)' appears more than once"
+        case let .writeFailed(_, reason): return "cannot write: \(reason)"
+        case let .rejectedPickle(_, offset, reason):
+            return "refused to unpickle: \(reason) at byte \(offset) of data.pkl (only tensors, dicts, lists and plain values are read)"
+        case let .pathOutsideFolder(_, entry, folder):
+            return "names '\(entry)', which is not inside \(folder) (paths read from a file must be relative and without '..')"
         }
     }
 

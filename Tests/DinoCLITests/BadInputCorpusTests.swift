@@ -28,7 +28,7 @@ struct BadInputCorpusTests {
     @Test("the corpus has at least 40 files across every format")
     func size() {
         #expect(Self.cases.count >= 40)
-        #expect(Set(Self.cases.map(\.format)) == ["safetensors", "config", "pth", "image", "npy", "voc", "coco"])
+        #expect(Set(Self.cases.map(\.format)) == ["safetensors", "config", "pth", "image", "npy", "voc", "coco", "manifest"])
     }
 
     /// Runs the command that reads `case` and returns the result plus the bad file's path as the
@@ -59,6 +59,15 @@ struct BadInputCorpusTests {
             return (try CLI.run(["features", "--model", good.path, "--pixels", bad.path, "--output", output]), bad.path)
         case "image":
             return (try CLI.run(["features", "--model", good.path, bad.path, "--output-dir", scratch.path("out")]), bad.path)
+        case "manifest":
+            // The output the manifest names through ../ exists, an exact copy of what it records.
+            let run = scratch.url.appendingPathComponent("run")
+            try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+            let copy = run.appendingPathComponent("manifest-00000-of-00001.json")
+            try FileManager.default.copyItem(at: bad, to: copy)
+            try FileManager.default.copyItem(at: Self.folder.appendingPathComponent("manifest/outside.safetensors"),
+                                             to: scratch.url.appendingPathComponent("outside.safetensors"))
+            return (try CLI.run(["extract", "merge", run.path, "--index", scratch.path("out/index.json")]), copy.path)
         case "voc":
             let dataset = scratch.url.appendingPathComponent("voc")
             for sub in ["JPEGImages", "Annotations", "ImageSets/Main"] {
@@ -91,5 +100,93 @@ struct BadInputCorpusTests {
         #expect(!result.stderr.contains("Fatal error") && !result.stderr.contains("Program crashed"), "\(item.file) crashed")
         let outputs = (try? FileManager.default.contentsOfDirectory(atPath: scratch.path("out"))) ?? []
         #expect(outputs.filter { !$0.hasSuffix("corloc.json") }.isEmpty, "\(item.file): output left behind: \(outputs)")
+    }
+
+    /// Every kind of file the tool reads, replaced by a FIFO made at test time: `setup` gets the
+    /// scratch folder and returns the arguments and the FIFO's path.
+    static let fifoCases: [(String, @Sendable (Scratch) throws -> (arguments: [String], fifo: String))] = [
+        ("weights", { scratch in
+            let model = try folder(scratch, "model", copying: ["config.json"])
+            return (["features", "--model", model, "--pixels", try pixels(scratch), "--output", scratch.path("out/f.safetensors")],
+                    try fifo(model + "/model.safetensors"))
+        }),
+        ("config", { scratch in
+            let model = try folder(scratch, "model", copying: ["model.safetensors"])
+            return (["features", "--model", model, "--pixels", try pixels(scratch), "--output", scratch.path("out/f.safetensors")],
+                    try fifo(model + "/config.json"))
+        }),
+        ("preprocessor config", { scratch in
+            let model = try folder(scratch, "model", copying: ["config.json", "model.safetensors"])
+            return (["features", "--model", model, "--classification", chelsea, "--output-dir", scratch.path("out")],
+                    try fifo(model + "/preprocessor_config.json"))
+        }),
+        ("pth checkpoint", { scratch in
+            let checkpoint = try fifo(scratch.path("backbone.pth"))
+            return (["features", "--model", checkpoint, "--pixels", try pixels(scratch), "--output", scratch.path("out/f.safetensors")],
+                    checkpoint)
+        }),
+        ("--pixels .npy", { scratch in
+            let input = try fifo(scratch.path("pixels.npy"))
+            return (["features", "--model", CLI.model("reg1_nointerp"), "--pixels", input, "--output", scratch.path("out/f.safetensors")], input)
+        }),
+        ("--pixels .safetensors", { scratch in
+            let input = try fifo(scratch.path("pixels.safetensors"))
+            return (["features", "--model", CLI.model("reg1_nointerp"), "--pixels", input, "--output", scratch.path("out/f.safetensors")], input)
+        }),
+        ("image", { scratch in
+            let image = try fifo(scratch.path("photo.png"))
+            return (["features", "--model", CLI.model("reg1_nointerp"), image, "--output-dir", scratch.path("out")], image)
+        }),
+        ("head", { scratch in
+            let head = try fifo(scratch.path("head.pth"))
+            return (["segment", "--model", CLI.model("reg1_nointerp"), "--head", head, chelsea, "--output-dir", scratch.path("out")], head)
+        }),
+        ("tar shard", { scratch in
+            let tar = try fifo(scratch.path("shard.tar"))
+            return (["extract", "--model", CLI.model("reg1_nointerp"), tar, "--output-dir", scratch.path("out")], tar)
+        }),
+        ("file list", { scratch in
+            let list = try fifo(scratch.path("files.txt"))
+            return (["extract", "--model", CLI.model("reg1_nointerp"), list, "--output-dir", scratch.path("out")], list)
+        }),
+        ("manifest", { scratch in
+            let manifest = try fifo(scratch.path("manifest-00000-of-00001.json"))
+            return (["extract", "merge", manifest, "--index", scratch.path("out/index.json")], manifest)
+        }),
+    ]
+
+    static let chelsea = CLI.photos.appendingPathComponent("chelsea.png").path
+
+    static func fifo(_ path: String) throws -> String {
+        guard mkfifo(path, 0o600) == 0 else { throw CocoaError(.fileWriteUnknown) }
+        return path
+    }
+
+    static func folder(_ scratch: Scratch, _ name: String, copying files: [String]) throws -> String {
+        let folder = scratch.url.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for file in files {
+            try FileManager.default.copyItem(atPath: CLI.model("reg1_nointerp") + "/" + file, toPath: folder.appendingPathComponent(file).path)
+        }
+        return folder.path
+    }
+
+    static func pixels(_ scratch: Scratch) throws -> String {
+        let path = scratch.path("pixels.npy")
+        try NumpyFile.write(Tensor(shape: [1, 3, 56, 56], repeating: 0.1), to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test("a FIFO in place of any file the tool reads fails at once, naming it", arguments: fifoCases.map(\.0))
+    func fifo(kind: String) throws {
+        guard let setup = Self.fifoCases.first(where: { $0.0 == kind })?.1 else { return }
+        let scratch = try Scratch()
+        try FileManager.default.createDirectory(atPath: scratch.path("out"), withIntermediateDirectories: true)
+        let (arguments, fifo) = try setup(scratch)
+        let result = try CLI.run(arguments, timeout: 30)
+        #expect(!result.timedOut, "\(kind): dino blocked on the FIFO \(fifo)")
+        #expect(result.status != 0, "\(kind): accepted")
+        #expect(result.stderr.contains(fifo) && result.stderr.contains("FIFO"), "\(kind): \(result.stderr)")
+        #expect(!result.stderr.contains("Fatal error"), "\(kind) crashed")
     }
 }

@@ -230,6 +230,42 @@ struct ExtractCommandTests {
         #expect(features.values.first?.count == 3 * 32, "cls_token, patch_mean and stage_mean.stage1")
     }
 
+    @Test("the pooled features are the model's outputs: HF transformers' for CLS, patch mean and the last stage, dino features' for stage1")
+    func pooledFeaturesAreTheModels() throws {
+        let scratch = try Scratch()
+        let photo = CLI.photos.appendingPathComponent("astronaut.png").path
+        let model = CLI.model("reg4_downsample")
+        let run = try CLI.run(["extract", "--model", model, photo, "--classification", "--patch-mean", "--out-features", "stage1,stage2",
+                               "--output-dir", scratch.path("out")])
+        #expect(run.status == 0, "\(run.stderr)")
+        let output = try SafetensorsFile(url: URL(fileURLWithPath: scratch.path("out/files-00000.safetensors")))
+        #expect(output.metadata["keys"] == JSONValue.array([.string(photo)]).serialized)
+
+        // HF's Dinov2WithRegistersModel on the same image through HF's processor (the features
+        // test checks those pixels): [1, 1 + 4 + 256, 32], tokens CLS, registers, patches.
+        let reference = try SafetensorsFile(url: CLI.imageFixtures.appendingPathComponent("preprocess/model.astronaut.safetensors"))
+        let last = try reference.tensor("last_hidden_state")
+        var patchMean = [Float](repeating: 0, count: 32)
+        for t in 5..<261 { for c in 0..<32 { patchMean[c] += last.scalars[t * 32 + c] / 256 } }
+        let hfPatchMean = Tensor(shape: [1, 32], scalars: patchMean)
+        for (name, expected) in [("cls_token", try reference.tensor("pooler_output")), ("patch_mean", hfPatchMean),
+                                 // stage2 is the last block; apply_layernorm makes its map the final-normed tokens.
+                                 ("stage_mean.stage2", hfPatchMean)] {
+            let error = scaledError(try output.tensor(name), expected)
+            #expect(error <= 1e-4, "\(name): scaled error \(error) against HF")
+        }
+
+        // stage1 against the model's own feature map from dino features.
+        let features = try CLI.run(["features", "--model", model, photo, "--classification", "--out-features", "stage1",
+                                    "--output-dir", scratch.path("features")])
+        #expect(features.status == 0, "\(features.stderr)")
+        let map = try SafetensorsFile(url: URL(fileURLWithPath: scratch.path("features/astronaut.safetensors"))).tensor("feature_maps.stage1")
+        #expect(map.shape == [1, 32, 16, 16])
+        let stage1 = Tensor(shape: [1, 32], scalars: (0..<32).map { c in map.scalars[(c * 256)..<((c + 1) * 256)].reduce(0, +) / 256 })
+        let error = scaledError(try output.tensor("stage_mean.stage1"), stage1)
+        #expect(error <= 1e-4, "stage_mean.stage1: scaled error \(error) against the feature map's mean")
+    }
+
     @Test("refusals: a second run without --resume, bad shard settings, a merge of other settings")
     func refusals() throws {
         let scratch = try Scratch()

@@ -19,9 +19,13 @@ enum CLI {
         var status: Int32
         var stdout: String
         var stderr: String
+        /// Whether the run was killed for taking longer than the `timeout` given.
+        var timedOut = false
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+    /// Runs `dino` with `arguments`; with a `timeout` (seconds), a run still going then is killed
+    /// and reported as `timedOut` (a test of something that must not block fails instead of hanging).
+    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Double? = nil) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -30,11 +34,29 @@ enum CLI {
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        let killed = Killed()
+        let watchdog = timeout.map { _ in
+            DispatchWorkItem {
+                guard process.isRunning else { return }
+                killed.set()
+                kill(process.processIdentifier, SIGKILL)
+            }
+        }
+        if let watchdog, let timeout { DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog) }
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        watchdog?.cancel()
         return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: stderr, as: UTF8.self))
+                      stderr: String(decoding: stderr, as: UTF8.self), timedOut: killed.value)
+    }
+
+    /// Whether the watchdog of `run` killed the process.
+    private final class Killed: @unchecked Sendable {
+        private let lock = NSLock()
+        private var flag = false
+        func set() { lock.withLock { flag = true } }
+        var value: Bool { lock.withLock { flag } }
     }
 
     static func reference(_ fixture: String, _ file: String = "reference.safetensors") throws -> SafetensorsFile {

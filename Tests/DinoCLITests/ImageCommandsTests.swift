@@ -17,6 +17,32 @@ func pngSize(_ path: String) throws -> (width: Int, height: Int) {
 
 @Suite("dino image commands (end to end)")
 struct ImageCommandsTests {
+    @Test("only the tool's own messages reach stderr: what OpenCV, libpng and libjpeg say is in the errors")
+    func ownMessagesOnly() throws {
+        let scratch = try Scratch()
+        // chelsea.png has an iCCP chunk libpng warns about; the others are broken in ways that
+        // made OpenCV, libpng or libjpeg print their own lines.
+        let rocket = try Data(contentsOf: CLI.photos.appendingPathComponent("rocket.jpg"))
+        var corrupt = rocket
+        let scan = (rocket.firstRange(of: Data([0xFF, 0xDA]))?.lowerBound ?? 0) + 2000
+        corrupt.replaceSubrange(scan..<(scan + 300), with: Data(count: 300))
+        try corrupt.write(to: scratch.url.appendingPathComponent("corrupt.jpg"))
+        let tiff = try Data(contentsOf: CLI.imageFixtures.appendingPathComponent("formats/photo.tiff"))
+        try tiff.prefix(tiff.count / 2).write(to: scratch.url.appendingPathComponent("truncated.tiff"))
+        let inputs = [CLI.photos.appendingPathComponent("chelsea.png").path, scratch.path("corrupt.jpg"), scratch.path("truncated.tiff"),
+                      CLI.imageFixtures.appendingPathComponent("formats/truncated.png").path,
+                      CLI.repository.appendingPathComponent("Tests/DinoCLITests/BadInputs/image/bogus.bmp").path]
+        let result = try CLI.run(["features", "--model", CLI.model("reg1_nointerp"), "--output-dir", scratch.path("out")] + inputs)
+        #expect(result.status == 1, "\(result.stderr)")
+        let lines = result.stderr.split(separator: "\n")
+        for line in lines where !line.hasPrefix("error: ") && !line.hasPrefix("features: ") {
+            Issue.record("not the tool's own line: \(line)")
+        }
+        #expect(lines.filter { $0.hasPrefix("error: ") }.count == 3, "\(result.stderr)")
+        #expect(result.stderr.contains("truncated.tiff: corrupt or truncated TIFF") && result.stderr.contains("TIFFReadRGBAStrip"))
+        #expect(result.stderr.contains("truncated.png: corrupt or truncated PNG") && result.stderr.contains("libpng: "))
+    }
+
     @Test("features on a photo with the classification preset equal HF's outputs on HF's pixel_values")
     func featuresMatchReference() throws {
         let scratch = try Scratch()

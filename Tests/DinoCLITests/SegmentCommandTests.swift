@@ -103,6 +103,23 @@ struct SegmentCommandTests {
         #expect(again.status == 0 && again.stderr.contains("already done"), "\(again.stderr)")
     }
 
+    @Test("probe train and eval recognise an ADE20K copy that holds only its validation split")
+    func adeValidationOnly() throws {
+        let scratch = try Scratch()
+        let ade = scratch.url.appendingPathComponent("ade")
+        for part in ["images/validation", "annotations/validation"] {
+            try FileManager.default.createDirectory(at: ade.appendingPathComponent(part).deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: CLI.segmentation("ade/\(part)"), toPath: ade.appendingPathComponent(part).path)
+        }
+        let train = try CLI.run(["probe", "train", "--model", Self.model, "--dataset", ade.path, "--split", "validation", "--resize", "56",
+                                 "--epochs", "1", "--output", scratch.path("head.safetensors"), "--cache", scratch.path("cache")])
+        #expect(train.status == 0, "\(train.stderr)")
+        // eval's default split for ADE20K is validation.
+        let eval = try CLI.run(["probe", "eval", "--model", Self.model, "--head", scratch.path("head.safetensors"), "--dataset", ade.path])
+        #expect(eval.status == 0, "\(eval.stderr)")
+        #expect(eval.stdout.contains("(1 images)"), "\(eval.stdout)")
+    }
+
     @Test("unusable heads, datasets and settings fail with a message")
     func errors() throws {
         let scratch = try Scratch()

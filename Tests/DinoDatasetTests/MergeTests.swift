@@ -156,6 +156,46 @@ struct MergeTests {
         guard case .outputMismatch(_, "file", _, "missing")? = try mergeError([output]) else { Issue.record("missing file not found"); return }
     }
 
+    @Test("a manifest whose output leaves its folder is refused by merge and by --resume, naming the manifest")
+    func outputOutside() throws {
+        let dataset = try SmallDataset(tarCount: 2, perTar: 2, fileCount: 0)
+        let output = dataset.folder.url.appendingPathComponent("out")
+        try runAll(dataset, count: 1, output: output)
+        // The tampered manifest points at an exact copy of the output, outside the folder.
+        let outside = dataset.folder.url.appendingPathComponent("outside.safetensors")
+        try FileManager.default.moveItem(at: output.appendingPathComponent("00001.safetensors"), to: outside)
+        let shard = try ShardSpec(index: 0, count: 1)
+        try editManifest(output, shard: shard) { $0.units[1].output = "../outside.safetensors" }
+        let manifest = output.appendingPathComponent(ShardManifest.fileName(for: shard)).path
+        guard case .invalidManifest(manifest, let reason)? = try mergeError([output]) else {
+            Issue.record("merge followed ../outside.safetensors")
+            return
+        }
+        #expect(reason.contains("'../outside.safetensors'") && reason.contains("not inside"), "\(reason)")
+        #expect {
+            try runShard(dataset, shard: shard, output: output, chunkSize: 3, resume: true)
+        } throws: { error in
+            guard case .invalidManifest(manifest, _)? = error as? DatasetError else { return false }
+            return true
+        }
+    }
+
+    @Test("a FIFO in place of an output is refused without opening it")
+    func outputFIFO() throws {
+        let dataset = try SmallDataset(tarCount: 1, perTar: 2, fileCount: 0)
+        let output = dataset.folder.url.appendingPathComponent("out")
+        try runAll(dataset, count: 1, output: output)
+        let file = output.appendingPathComponent("00000.safetensors")
+        try FileManager.default.removeItem(at: file)
+        #expect(mkfifo(file.path, 0o600) == 0)
+        try editManifest(output, shard: try ShardSpec(index: 0, count: 1)) { $0.units[0].bytes = 0 }
+        guard case .outputMismatch(file.path, "file", "a regular file", let actual)? = try mergeError([output]) else {
+            Issue.record("the FIFO was not refused")
+            return
+        }
+        #expect(actual.contains("FIFO"))
+    }
+
     @Test("failed keys stop the merge unless allowed, and are then listed")
     func failedKeys() throws {
         let dataset = try SmallDataset(tarCount: 2, perTar: 3, fileCount: 0, corrupt: ["000010001"])

@@ -213,6 +213,25 @@ struct ShardRunTests {
         #expect(manifest.runs.count == 1 && manifest.runs[0].images == 19 && manifest.runs[0].host == "test-host")
     }
 
+    @Test("a unit is reported finished only once the manifest on disk records it")
+    func finishedAfterManifest() throws {
+        let dataset = try SmallDataset(tarCount: 2, perTar: 3, fileCount: 4)
+        let output = dataset.folder.url.appendingPathComponent("out")
+        let plan = try DatasetPlan(inputs: dataset.inputs, chunkSize: 3)
+        let runner = ShardRunner(plan: plan, shard: .whole, folder: output, settings: fakeSettings,
+                                 options: RunOptions(preparation: PreparationOptions(preprocessing: .size(height: 28, width: 28), patchSize: 14),
+                                                     batchSize: 2, decodeThreads: 1, threads: 1, resume: false),
+                                 host: "test-host", digest: testDigest)
+        var reported: [Int] = []
+        _ = try runner.run(extract: fakeExtract, events: { event in
+            guard case let .unitFinished(unit, _) = event else { return }
+            reported.append(unit.index)
+            let recorded = (try? ShardManifest(url: runner.manifestURL))?.units.map(\.index) ?? []
+            #expect(recorded.contains(unit.index), "unit \(unit.index) reported done; the manifest on disk records \(recorded)")
+        }, stopSignal: { nil })
+        #expect(reported == [0, 1, 2, 3])
+    }
+
     @Test("batch size and decode threads do not change the features")
     func deterministic() throws {
         let dataset = try SmallDataset(tarCount: 1, perTar: 6, fileCount: 5)

@@ -142,3 +142,56 @@ struct DepthMapTests {
         #expect(metric.pixels[6...8].allSatisfy { $0 == 0 })
     }
 }
+
+@Suite("Depth Anything configuration limits")
+struct DepthAnythingLimitTests {
+    /// Writes `config.json` (or `preprocessor_config.json`) of the fixture, edited, into a scratch folder.
+    func edited(_ file: String, _ edit: (inout [String: Any]) -> Void) throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dino-depth-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var object = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.url("depth_anything/\(file)"))) as? [String: Any] ?? [:]
+        edit(&object)
+        let url = folder.appendingPathComponent(file)
+        try JSONSerialization.data(withJSONObject: object).write(to: url)
+        return url
+    }
+
+    // Each of these reached Int(Double) conversions (kernel sizes, strides, resize arithmetic)
+    // that trap on huge values, or sized layers from the value alone.
+    static let configEdits: [(String, @Sendable (inout [String: Any]) -> Void)] = [
+        ("reassemble_factors", { $0["reassemble_factors"] = [4, 2, 1, 1e300] }),
+        ("reassemble_factors", { $0["reassemble_factors"] = [4, 2, 1, 1e-300] }),
+        ("neck_hidden_sizes", { $0["neck_hidden_sizes"] = [48, 96, 192, 1 << 40] }),
+        ("fusion_hidden_size", { $0["fusion_hidden_size"] = 1 << 40 }),
+        ("head_hidden_size", { $0["head_hidden_size"] = 1 << 40 }),
+    ]
+
+    static let processorEdits: [(String, @Sendable (inout [String: Any]) -> Void)] = [
+        ("size", { $0["size"] = ["height": 1 << 60, "width": 518] }),
+        ("ensure_multiple_of", { $0["ensure_multiple_of"] = 1 << 60 }),
+    ]
+
+    /// Expects `load` to refuse `file` of the fixture edited by `edit`, naming `field`.
+    func expectRefusal(_ file: String, _ field: String, _ edit: (inout [String: Any]) -> Void, load: (URL) throws -> Void) throws {
+        let url = try edited(file, edit)
+        defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
+        #expect {
+            try load(url)
+        } throws: { error in
+            guard case .invalidConfiguration(url.path, field, _)? = error as? DepthError else { return false }
+            return true
+        }
+    }
+
+    @Test("size fields beyond their limits name the field", arguments: 0..<configEdits.count)
+    func configuration(_ index: Int) throws {
+        let (field, edit) = Self.configEdits[index]
+        try expectRefusal("config.json", field, edit) { _ = try DepthAnythingConfiguration.load(from: $0) }
+    }
+
+    @Test("processor sizes beyond their limits name the field", arguments: 0..<processorEdits.count)
+    func processor(_ index: Int) throws {
+        let (field, edit) = Self.processorEdits[index]
+        try expectRefusal("preprocessor_config.json", field, edit) { _ = try DepthAnythingProcessor.load(from: $0) }
+    }
+}

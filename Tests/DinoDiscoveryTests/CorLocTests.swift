@@ -75,6 +75,65 @@ struct CorLocTests {
         }
     }
 
+    @Test("an annotation that is not UTF-8 is refused, not a trap in Foundation's XML parser (found by Scripts/fuzz.sh)")
+    func nonUTF8Annotation() throws {
+        let xml = Data("<annotation><filename>a.jpg</filename><s".utf8) + Data([0xFF, 0xFF]) + Data("ize>1</s".utf8) + Data([0xFF, 0xFF])
+            + Data("ize></annotation>".utf8)
+        #expect(throws: DiscoveryError.unreadableFile(path: "a.xml", reason: "not UTF-8 text (VOC annotations are UTF-8 XML)")) {
+            try VOCAnnotation(data: xml, path: "a.xml")
+        }
+    }
+
+    @Test("the annotation XML reader: references, CDATA, comments, attributes; a DOCTYPE and malformed markup are refused")
+    func xmlReader() throws {
+        func parse(_ xml: String) throws(DiscoveryError) -> VOCAnnotation { try VOCAnnotation(data: Data(xml.utf8), path: "a.xml") }
+        let read = try parse("""
+            <?xml version="1.0" encoding="utf-8"?>
+            <!-- a comment --><annotation verified='yes'>
+              <filename> a&amp;b&#x2E;jpg </filename>
+              <object><name><![CDATA[c<at>]]></name><pose/><bndbox><xmin>1</xmin><ymin>&#50;</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object>
+            </annotation>
+            """)
+        #expect(read.filename == "a&b.jpg")
+        #expect(read.objects == [VOCObject(name: "c<at>", box: BoundingBox(x0: 0, y0: 1, x1: 3, y1: 4), truncated: false, difficult: false)])
+        for (xml, reason) in [
+            ("<!DOCTYPE a [<!ENTITY e \"x\">]><annotation/>", "document type declarations are not read"),
+            ("<annotation><filename>a</name></annotation>", "</name> closes <filename>"),
+            ("<annotation><filename>&bogus;</filename></annotation>", "unknown reference '&bogus;'"),
+            ("<annotation a=\"<\"/>", "'<' inside an attribute value"),
+            ("<annotation/><annotation/>", "content after the root element"),
+            ("<annotation>", "<annotation> is not closed"),
+            (String(repeating: "<a>", count: 300), "elements nested deeper than 256"),
+        ] {
+            #expect(throws: DiscoveryError.self) { try parse(xml) }
+            do { _ = try parse(xml) } catch { #expect(error.description.contains(reason), "\(xml.prefix(40)): \(error)") }
+        }
+    }
+
+    @Test("a split file or file list naming a path outside the dataset is refused for that entry")
+    func listedPathsStayInside() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("dino-voc-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        for sub in ["Annotations", "ImageSets/Main", "JPEGImages"] {
+            try FileManager.default.createDirectory(at: root.appendingPathComponent(sub), withIntermediateDirectories: true)
+        }
+        let annotation = "<annotation><filename>a.jpg</filename><object><name>c</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax><ymax>2</ymax></bndbox></object></annotation>"
+        try Data(annotation.utf8).write(to: root.appendingPathComponent("Annotations/a.xml"))
+        // The escaping id points at a real annotation outside the dataset.
+        try Data(annotation.utf8).write(to: root.deletingLastPathComponent().appendingPathComponent("\(root.lastPathComponent)-outside.xml"))
+        try Data("a\n../../\(root.lastPathComponent)-outside\n".utf8).write(to: root.appendingPathComponent("ImageSets/Main/test.txt"))
+        let voc = try VOCDataset.load(root: root, split: "test")
+        #expect(voc.images.map(\.id) == ["a"])
+        #expect(voc.failures.count == 1 && voc.failures.first?.reason.contains("not inside") == true, "\(voc.failures)")
+
+        try Data(#"{"images": [{"id": 1}, {"id": 2}], "annotations": []}"#.utf8).write(to: root.appendingPathComponent("instances.json"))
+        try Data("train2014/COCO_1.jpg\n../COCO_2.jpg\n".utf8).write(to: root.appendingPathComponent("list.txt"))
+        let coco = try COCO20kDataset.load(annotations: root.appendingPathComponent("instances.json"),
+                                           fileList: root.appendingPathComponent("list.txt"), imageRoot: root)
+        #expect(coco.images.map(\.id) == ["1"])
+        #expect(coco.failures.map(\.id) == ["../COCO_2.jpg"] && coco.failures.first?.reason.contains("not inside") == true)
+    }
+
     @Test("COCO20k: crowd boxes are not ground truth, [x, y, w, h] rounds halves to even, unknown ids fail")
     func coco() throws {
         let root = Fixtures.root.appendingPathComponent("coco20k")

@@ -122,7 +122,35 @@ struct LoadingTests {
         ("mlp_ratio", { $0["mlp_ratio"] = 4.8e46 }),
         ("mlp_ratio", { $0["mlp_ratio"] = 1e-9 }),
         ("mlp_ratio", { $0["hidden_size"] = 3 << 40; $0["num_attention_heads"] = 3 }),
+        // Issue 22: each of these crashed the loader (an allocation of every stage name, an
+        // overflowing position grid) or would allocate from the value before any weight is read.
+        ("num_hidden_layers", { $0["num_hidden_layers"] = 1_000_000_000; $0["out_features"] = nil; $0["out_indices"] = nil }),
+        ("image_size", { $0["image_size"] = 14 << 32 }),
+        ("hidden_size", { $0["hidden_size"] = 1 << 20; $0["mlp_ratio"] = 1 }),
+        ("patch_size", { $0["patch_size"] = 1 << 12; $0["image_size"] = 1 << 13 }),
+        ("num_channels", { $0["num_channels"] = 1 << 20 }),
+        ("num_register_tokens", { $0["num_register_tokens"] = 1 << 40 }),
     ]
+
+    @Test("a configuration is compared with the checkpoint's sizes before any weight is read", arguments: [
+        ("num_hidden_layers", 12, "embeddings.patch_embeddings.projection.weight"),
+        ("image_size", 112, "embeddings.position_embeddings"),
+        ("patch_size", 8, "embeddings.patch_embeddings.projection.weight"),
+        ("num_channels", 1, "embeddings.patch_embeddings.projection.weight"),
+    ])
+    func configurationAgainstCheckpoint(field: String, value: Int, tensor: String) throws {
+        let folder = try ModelFolder(copying: fixture)
+        try folder.editConfig { $0[field] = value }
+        switch loadError(folder) {
+        case let .invalidConfiguration(path, "num_hidden_layers", reason):
+            #expect(field == "num_hidden_layers" && path == folder.weightsURL.path)
+            #expect(reason.contains("12 blocks, the checkpoint 2"), "\(reason)")
+        case let .shapeMismatch(key, file, _, _):
+            #expect(key == tensor && file == folder.weightsURL.path)
+        case let error:
+            Issue.record("\(field) = \(value): \(String(describing: error))")
+        }
+    }
 
     @Test("invalid configuration values name the field", arguments: 0..<badConfigs.count)
     func badConfig(_ index: Int) throws {

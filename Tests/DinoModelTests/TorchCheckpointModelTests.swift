@@ -117,6 +117,16 @@ struct TorchCheckpointModelTests {
         }
     }
 
+    @Test("the head-width-64 SwiGLU .pth backbone gives PyTorch's outputs (HF Dinov2Model on the same weights)", arguments: ["16x16", "8x12"])
+    func dim64Parity(size: String) throws {
+        let reference = try SafetensorsFile(url: PthFixtures.url("backbone_dim64_swiglu.reference.safetensors"))
+        // HF's plain Dinov2 resamples the position grid with plain bicubic (16x16 needs none).
+        let model = try VisionTransformer(checkpoint: Self.dim64, positionInterpolation: .bicubic)
+        let output = try model(try reference.tensor("pixel_values.\(size)"))
+        let result = expectClose(output.lastHiddenState, try reference.tensor("last_hidden_state.\(size)"), "dim64 last_hidden_state \(size)")
+        print("pth parity dim64 \(size): max|diff|/max(1,max|ref|) = \(result.scaledError)")
+    }
+
     @Test("a single .safetensors file loads the same way")
     func safetensorsFile() throws {
         let folder = Fixtures.folder("reg4_meta")

@@ -30,6 +30,28 @@ struct DatasetTests {
         #expect(try SegmentationDataset(root: Fixtures.url("ade"), split: "validation").samples.map(\.id) == ["ADE_val_00000001"])
     }
 
+    @Test("an ADE20K copy holding only the validation split is recognised from the split asked for")
+    func adeValidationOnly() throws {
+        let scratch = try ScratchFolder()
+        let root = scratch.path("ade")
+        for part in ["images/validation", "annotations/validation"] {
+            try FileManager.default.createDirectory(at: root.appendingPathComponent(part).deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.copyItem(at: Fixtures.url("ade").appendingPathComponent(part), to: root.appendingPathComponent(part))
+        }
+        for split in ["validation", "val"] {
+            #expect(SegmentationDataset.detectLayout(root) { _ in split } == .ade20k)
+            let set = try SegmentationDataset(root: root, split: split)
+            #expect(set.layout == .ade20k && set.split == "validation" && set.samples.map(\.id) == ["ADE_val_00000001"])
+        }
+        // The training split it lacks is not a known layout, and the message names the split.
+        #expect(SegmentationDataset.detectLayout(root) == nil)
+        #expect {
+            try SegmentationDataset(root: root, split: "training")
+        } throws: { error in
+            "\(error)".contains("images/training + annotations/training")
+        }
+    }
+
     @Test("folders layout with classes.txt; a missing mask or layout is an error naming the file")
     func folders() throws {
         let scratch = try ScratchFolder()

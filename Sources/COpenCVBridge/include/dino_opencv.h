@@ -1,5 +1,7 @@
 // A small C API over OpenCV's image codecs and text drawing. Every entry point catches C++
-// exceptions and reports them as an error code and message, so no exception crosses into Swift.
+// exceptions and reports them as an error code and message, so no exception crosses into Swift;
+// OpenCV's log and the codec libraries' stderr output are kept out of the process's stderr
+// (what libpng and libjpeg say ends up in the message instead).
 // No OpenCV type appears here: images are 8-bit RGB, row-major, 3 bytes per pixel.
 #ifndef DINO_OPENCV_H
 #define DINO_OPENCV_H
@@ -25,6 +27,12 @@ typedef enum {
     /// Any other OpenCV exception; see the message.
     DINO_CV_INTERNAL = 5,
 } dino_cv_status;
+
+/// The largest image OpenCV's decoders accept by default, in pixels and per side (imgcodecs'
+/// validateInputImageSize; the environment variable OPENCV_IO_MAX_IMAGE_PIXELS can lower the
+/// first, which the decode functions then also report as DINO_CV_TOO_LARGE).
+#define DINO_CV_MAX_PIXELS ((int64_t)1 << 30)
+#define DINO_CV_MAX_SIDE ((int64_t)1 << 20)
 
 /// A decoded image; `pixels` is malloc'd RGB8 `[height, width, 3]`, freed with `dino_cv_free`.
 typedef struct {

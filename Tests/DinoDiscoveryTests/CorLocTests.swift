@@ -112,16 +112,18 @@ struct CorLocTests {
 
     @Test("a split file or file list naming a path outside the dataset is refused for that entry")
     func listedPathsStayInside() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("dino-voc-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: root) }
+        // The dataset sits inside a scratch folder so that the file outside it is removed too.
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("dino-voc-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let root = scratch.appendingPathComponent("dataset")
         for sub in ["Annotations", "ImageSets/Main", "JPEGImages"] {
             try FileManager.default.createDirectory(at: root.appendingPathComponent(sub), withIntermediateDirectories: true)
         }
         let annotation = "<annotation><filename>a.jpg</filename><object><name>c</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax><ymax>2</ymax></bndbox></object></annotation>"
         try Data(annotation.utf8).write(to: root.appendingPathComponent("Annotations/a.xml"))
         // The escaping id points at a real annotation outside the dataset.
-        try Data(annotation.utf8).write(to: root.deletingLastPathComponent().appendingPathComponent("\(root.lastPathComponent)-outside.xml"))
-        try Data("a\n../../\(root.lastPathComponent)-outside\n".utf8).write(to: root.appendingPathComponent("ImageSets/Main/test.txt"))
+        try Data(annotation.utf8).write(to: scratch.appendingPathComponent("outside.xml"))
+        try Data("a\n../../outside\n".utf8).write(to: root.appendingPathComponent("ImageSets/Main/test.txt"))
         let voc = try VOCDataset.load(root: root, split: "test")
         #expect(voc.images.map(\.id) == ["a"])
         #expect(voc.failures.count == 1 && voc.failures.first?.reason.contains("not inside") == true, "\(voc.failures)")

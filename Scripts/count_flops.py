@@ -12,15 +12,16 @@ Run from the repository root:
 It writes `Tests/DinoModelTests/Fixtures/flop_counts.json`, the independent count that
 `FLOPsTests` compares `VisionTransformer.forwardFLOPs` with: for every fixture folder with a
 `config.json` (Hugging Face, Meta and timm names alike: the architecture is the config's),
-the backbone model of its `model_type` (`Dinov2Model` or `Dinov2WithRegistersModel`, without a
-classification head, as `forwardFLOPs` counts) runs once on zeros of the fixture's input shape
+the backbone model of its `model_type` (`Dinov2Model`, `Dinov2WithRegistersModel` or
+`DINOv3ViTModel`, without a classification head, as `forwardFLOPs` counts) runs once on zeros of the fixture's input shape
 under `torch.utils.flop_counter.FlopCounterMode`. Weights do not change the count.
 
 What the counter counts: matrix products (`aten.mm`, `aten.addmm`, `aten.bmm`: 2 per
 multiply-add, the bias of addmm not counted), the patch embedding's convolution (2 per
 multiply-add, bias not counted) and scaled-dot-product attention (its two products, q kᵀ and
 p v, as two bmm). What it does not count: LayerNorm, softmax, GELU / SiLU, residual and
-LayerScale additions, the position-embedding interpolation, the concatenation of tokens.
+LayerScale additions, the position-embedding interpolation, DINOv3's rotary embedding, the
+concatenation of tokens.
 `forwardFLOPs` counts the same GEMMs and leaves out the same elementwise work, so the two
 totals must agree exactly; the per-operator counts are kept for the test's messages.
 """
@@ -44,12 +45,12 @@ OUTPUT = FIXTURES / "flop_counts.json"
 
 
 def backbone_model(config_path: Path) -> torch.nn.Module:
-    from transformers import AutoConfig, Dinov2Model, Dinov2WithRegistersModel
+    from transformers import AutoConfig, DINOv3ViTModel, Dinov2Model, Dinov2WithRegistersModel
 
     config = AutoConfig.from_pretrained(config_path.parent)
     # The attention HF runs by default on the CPU: PyTorch's fused kernel, counted by its own formula.
     config._attn_implementation = "sdpa"
-    model_class = Dinov2WithRegistersModel if config.model_type == "dinov2_with_registers" else Dinov2Model
+    model_class = {"dinov2_with_registers": Dinov2WithRegistersModel, "dinov3_vit": DINOv3ViTModel}.get(config.model_type, Dinov2Model)
     return model_class(config).eval()
 
 

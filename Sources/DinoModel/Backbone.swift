@@ -161,7 +161,14 @@ public struct Backbone: Sendable {
     /// What the selected stages need from a pass: their tokens after the final LayerNorm when
     /// `applyLayernorm`, else as the blocks leave them.
     public var featureRequest: FeatureRequest {
-        applyLayernorm ? FeatureRequest(normalizedStages: Set(outIndices)) : FeatureRequest(stages: Set(outIndices))
+        let normalized = outIndices.filter(normalizes)
+        return FeatureRequest(stages: Set(outIndices).subtracting(normalized), normalizedStages: Set(normalized))
+    }
+
+    /// Whether stage `index` goes through the final LayerNorm: with `applyLayernorm`, and for
+    /// DINOv3 the last stage always (ref: HF DINOv3ViTBackbone.forward).
+    func normalizes(_ index: Int) -> Bool {
+        applyLayernorm || (model.configuration.isDINOv3 && index == model.configuration.numHiddenLayers)
     }
 
     /// The feature maps of the selected stages from a pass that kept `featureRequest`; hidden
@@ -169,7 +176,7 @@ public struct Backbone: Sendable {
     public func predict(_ features: BackboneFeatures) throws(DinoModelError) -> BackboneOutput {
         let layers = model.configuration.numHiddenLayers
         let maps = try outIndices.map { (index: Int) throws(DinoModelError) -> Tensor in
-            let tokens = try features.stage(index, normalized: applyLayernorm)
+            let tokens = try features.stage(index, normalized: normalizes(index))
             return reshapeHiddenStates ? tokens.patchMap : tokens.tokens
         }
         let allStages = Set(0...layers).isSubset(of: features.request.stages)

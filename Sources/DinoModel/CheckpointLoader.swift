@@ -50,6 +50,7 @@ struct CheckpointLoader {
         try loader.checkSizes(naming: naming)
         let weights: ModelWeights
         switch naming {
+        case .huggingFace where configuration.isDINOv3: weights = try loader.loadDINOv3HuggingFace()
         case .huggingFace: weights = try loader.loadHuggingFace()
         case .meta, .timm: weights = try loader.loadOriginal(naming: naming)
         }
@@ -61,6 +62,19 @@ struct CheckpointLoader {
 
     private mutating func detectNaming() throws(DinoModelError) -> CheckpointNaming {
         let ordered = source.tensorNames
+        if configuration.isDINOv3 {
+            let anchor = Self.dinov3PatchEmbedding
+            let found = ordered.filter { $0 == anchor || $0.hasSuffix("." + anchor) }
+            guard found.count == 1, let name = found.first else {
+                let file = source.location(of: ordered.first ?? "")
+                let sample = ordered.prefix(5).joined(separator: ", ")
+                throw .unknownNaming(file: file, reason: found.isEmpty
+                    ? "a dinov3_vit configuration, but no '\(anchor)' (HF DINOv3) tensor; first keys: \(sample)"
+                    : "several patch embeddings: \(found.joined(separator: ", "))")
+            }
+            prefix = String(name.dropLast(anchor.count))
+            return .huggingFace
+        }
         let hfAnchor = "embeddings.patch_embeddings.projection.weight"
         let originalAnchor = "patch_embed.proj.weight"
         let hf = ordered.filter { $0 == hfAnchor || $0.hasSuffix("." + hfAnchor) }
@@ -88,6 +102,10 @@ struct CheckpointLoader {
     /// configuration that does not describe these weights fails without allocating from it: the
     /// patch embedding (width, channels, patch), the position grid (image size) and the last block.
     private func checkSizes(naming: CheckpointNaming) throws(DinoModelError) {
+        if configuration.isDINOv3 {
+            try expectShape(Self.dinov3PatchEmbedding, [patchShape])
+            return try expectLastBlock(blockPrefix: prefix + "layer.", patch: Self.dinov3PatchEmbedding)
+        }
         let huggingFace = naming == .huggingFace
         let patch = huggingFace ? "embeddings.patch_embeddings.projection.weight" : "patch_embed.proj.weight"
         try expectShape(patch, [patchShape])
@@ -95,7 +113,11 @@ struct CheckpointLoader {
         let c = configuration.hiddenSize
         // timm drops the CLS row of pos_embed.
         try expectShape(position, huggingFace ? [[1, 1 + gridPositions, c]] : [[1, 1 + gridPositions, c], [1, gridPositions, c]])
-        let blockPrefix = prefix + (huggingFace ? "encoder.layer." : "blocks.")
+        try expectLastBlock(blockPrefix: prefix + (huggingFace ? "encoder.layer." : "blocks."), patch: patch)
+    }
+
+    /// Throws unless the checkpoint has the configuration's last block under `blockPrefix`.
+    private func expectLastBlock(blockPrefix: String, patch: String) throws(DinoModelError) {
         let blocks = Set(names.compactMap { name in
             name.hasPrefix(blockPrefix) ? Int(name.dropFirst(blockPrefix.count).prefix { $0 != "." }) : nil
         })
@@ -242,6 +264,65 @@ struct CheckpointLoader {
             blocks: blocks,
             norm: try layerNorm("layernorm"),
             classifier: try classifier())
+    }
+
+    // MARK: - HF transformers, DINOv3
+
+    /// The anchor of an HF DINOv3 checkpoint (the convolution sits directly under `patch_embeddings`).
+    static let dinov3PatchEmbedding = "embeddings.patch_embeddings.weight"
+
+    /// ref: HF DINOv3ViTModel as `save_pretrained` writes it: `layer.<i>.attention.{q,k,v,o}_proj`,
+    /// `mlp.{up,down}_proj` (plus `gate_proj` when gated), `norm`; no position embeddings.
+    private mutating func loadDINOv3HuggingFace() throws(DinoModelError) -> ModelWeights {
+        let cfg = configuration
+        let (c, f, r) = (cfg.hiddenSize, cfg.ffnHiddenSize, cfg.numRegisterTokens)
+        var blocks: [BlockWeights] = []
+        for i in 0..<cfg.numHiddenLayers {
+            let layer = "layer.\(i)."
+            let q = try linear(layer + "attention.q_proj", out: c, in: c, bias: cfg.queryBias)
+            let k = try linear(layer + "attention.k_proj", out: c, in: c, bias: cfg.keyBias)
+            let v = try linear(layer + "attention.v_proj", out: c, in: c, bias: cfg.valueBias)
+            // One fused projection; a missing bias is zeros, which adds nothing.
+            let anyBias = cfg.queryBias || cfg.keyBias || cfg.valueBias
+            let zeros = [Float](repeating: 0, count: c)
+            let feedForward: FeedForwardWeights
+            if cfg.useSwigluFFN {
+                // The fused kernel takes [gate; up] and computes silu(gate) * up.
+                let gate = try linear(layer + "mlp.gate_proj", out: f, in: c, bias: cfg.mlpBias)
+                let up = try linear(layer + "mlp.up_proj", out: f, in: c, bias: cfg.mlpBias)
+                feedForward = .swiglu(
+                    weightsIn: gemm(LinearWeights(weight: gate.weight + up.weight, bias: cfg.mlpBias ? (gate.bias ?? []) + (up.bias ?? []) : nil,
+                                                  outFeatures: 2 * f, inFeatures: c)),
+                    weightsOut: gemm(try linear(layer + "mlp.down_proj", out: c, in: f, bias: cfg.mlpBias)))
+            } else {
+                feedForward = .mlp(fc1: gemm(try linear(layer + "mlp.up_proj", out: f, in: c, bias: cfg.mlpBias)),
+                                   fc2: gemm(try linear(layer + "mlp.down_proj", out: c, in: f, bias: cfg.mlpBias)))
+            }
+            blocks.append(BlockWeights(
+                norm1: try layerNorm(layer + "norm1"),
+                qkv: gemm(LinearWeights(
+                    weight: q.weight + k.weight + v.weight,
+                    bias: anyBias ? (q.bias ?? zeros) + (k.bias ?? zeros) + (v.bias ?? zeros) : nil,
+                    outFeatures: 3 * c, inFeatures: c)),
+                projection: gemm(try linear(layer + "attention.o_proj", out: c, in: c, bias: cfg.projBias)),
+                layerScale1: try take(layer + "layer_scale1.lambda1", [c]),
+                norm2: try layerNorm(layer + "norm2"),
+                feedForward: feedForward,
+                layerScale2: try take(layer + "layer_scale2.lambda1", [c])))
+        }
+        return ModelWeights(
+            patchEmbedding: gemm(LinearWeights(
+                weight: try take(Self.dinov3PatchEmbedding, patchShape),
+                bias: try take("embeddings.patch_embeddings.bias", [c]),
+                outFeatures: c, inFeatures: patchColumns)),
+            clsToken: try take("embeddings.cls_token", [1, 1, c]),
+            maskToken: has("embeddings.mask_token") ? try take("embeddings.mask_token", [1, 1, c]) : nil,
+            // HF writes an empty [1, 0, C] tensor for a model without registers.
+            registerTokens: r > 0 || has("embeddings.register_tokens") ? try take("embeddings.register_tokens", [1, r, c]) : [],
+            positionEmbeddings: [],
+            blocks: blocks,
+            norm: try layerNorm("norm"),
+            classifier: nil)
     }
 
     // MARK: - Meta (facebookresearch/dinov2) and timm

@@ -1,12 +1,13 @@
 import DinoTensor
 import Foundation
 
-/// The architecture of a DINOv2 / DINOv2-with-registers model, read from an HF `config.json`.
+/// The architecture of a DINOv2, DINOv2-with-registers or DINOv3 ViT model, read from an HF
+/// `config.json`.
 ///
 /// Fields absent from the file take the defaults of the HF configuration class of the
-/// `model_type` (`Dinov2WithRegistersConfig` or `Dinov2Config`).
+/// `model_type` (`Dinov2WithRegistersConfig`, `Dinov2Config` or `DINOv3ViTConfig`).
 public struct DinoConfiguration: Codable, Sendable, Equatable {
-    /// `dinov2_with_registers` or `dinov2`.
+    /// `dinov2_with_registers`, `dinov2` or `dinov3_vit`.
     public var modelType: String
     /// Channels per token, `C`.
     public var hiddenSize: Int
@@ -26,11 +27,26 @@ public struct DinoConfiguration: Codable, Sendable, Equatable {
     public var patchSize: Int
     /// Input channels.
     public var numChannels: Int
-    /// Whether the query, key and value projections have a bias.
+    /// Whether the query, key and value projections have a bias (DINOv2; DINOv3 sets each).
     public var qkvBias: Bool
+    /// DINOv3: whether the query projection has a bias (DINOv2: `qkvBias`).
+    public var queryBias: Bool
+    /// DINOv3: whether the key projection has a bias (none in the released models).
+    public var keyBias: Bool
+    /// DINOv3: whether the value projection has a bias.
+    public var valueBias: Bool
+    /// DINOv3: whether the attention output projection has a bias.
+    public var projBias: Bool
+    /// DINOv3: whether the FFN's linear layers have biases.
+    public var mlpBias: Bool
+    /// DINOv3: the FFN width, `intermediate_size` (DINOv2 derives it from `mlpRatio`).
+    public var intermediateSize: Int?
+    /// DINOv3: the base of the 2D axial rotary position embedding on the patch tokens; nil for
+    /// DINOv2, which adds learned absolute position embeddings instead.
+    public var ropeTheta: Double?
     /// Initial LayerScale value (only used at initialisation; weights carry the trained value).
     public var layerscaleValue: Double
-    /// SwiGLU FFN instead of the two-layer MLP (ViT-g).
+    /// SwiGLU FFN instead of the two-layer MLP (DINOv2 ViT-g; DINOv3 `use_gated_mlp`).
     public var useSwigluFFN: Bool
     /// Register tokens inserted after CLS (0 for plain DINOv2).
     public var numRegisterTokens: Int
@@ -59,6 +75,13 @@ public struct DinoConfiguration: Codable, Sendable, Equatable {
         case patchSize = "patch_size"
         case numChannels = "num_channels"
         case qkvBias = "qkv_bias"
+        case queryBias = "query_bias"
+        case keyBias = "key_bias"
+        case valueBias = "value_bias"
+        case projBias = "proj_bias"
+        case mlpBias = "mlp_bias"
+        case intermediateSize = "intermediate_size"
+        case ropeTheta = "rope_theta"
         case layerscaleValue = "layerscale_value"
         case useSwigluFFN = "use_swiglu_ffn"
         case numRegisterTokens = "num_register_tokens"
@@ -70,8 +93,15 @@ public struct DinoConfiguration: Codable, Sendable, Equatable {
         case architectures
     }
 
+    /// DINOv3 names its SwiGLU switch differently; decoded into `useSwigluFFN`.
+    private enum DINOv3Keys: String, CodingKey { case useGatedMLP = "use_gated_mlp" }
+
     /// Model types this library runs.
-    public static let supportedModelTypes = ["dinov2_with_registers", "dinov2"]
+    public static let supportedModelTypes = ["dinov2_with_registers", "dinov2", "dinov3_vit"]
+
+    /// Whether this is a DINOv3 ViT (`dinov3_vit`): RoPE instead of position embeddings, separate
+    /// projection biases, `intermediate_size`.
+    public var isDINOv3: Bool { modelType == "dinov3_vit" }
 
     /// A configuration with the HF defaults of `modelType`, changed by `overrides`.
     public init(modelType: String = "dinov2_with_registers", _ overrides: (inout DinoConfiguration) -> Void = { _ in }) {
@@ -92,6 +122,21 @@ public struct DinoConfiguration: Codable, Sendable, Equatable {
         numRegisterTokens = modelType == "dinov2" ? 0 : 4
         applyLayernorm = true
         reshapeHiddenStates = true
+        queryBias = true
+        keyBias = true
+        valueBias = true
+        projBias = true
+        mlpBias = true
+        if modelType == "dinov3_vit" {
+            // ref: HF DINOv3ViTConfig defaults (ViT-S/16)
+            hiddenSize = 384
+            numAttentionHeads = 6
+            layerNormEps = 1e-5
+            numRegisterTokens = 0
+            keyBias = false
+            intermediateSize = 1536
+            ropeTheta = 100
+        }
         overrides(&self)
     }
 
@@ -111,6 +156,19 @@ public struct DinoConfiguration: Codable, Sendable, Equatable {
         qkvBias = try c.decodeIfPresent(Bool.self, forKey: .qkvBias) ?? qkvBias
         layerscaleValue = try c.decodeIfPresent(Double.self, forKey: .layerscaleValue) ?? layerscaleValue
         useSwigluFFN = try c.decodeIfPresent(Bool.self, forKey: .useSwigluFFN) ?? useSwigluFFN
+        if isDINOv3 {
+            let v3 = try decoder.container(keyedBy: DINOv3Keys.self)
+            useSwigluFFN = try v3.decodeIfPresent(Bool.self, forKey: .useGatedMLP) ?? useSwigluFFN
+            queryBias = try c.decodeIfPresent(Bool.self, forKey: .queryBias) ?? queryBias
+            keyBias = try c.decodeIfPresent(Bool.self, forKey: .keyBias) ?? keyBias
+            valueBias = try c.decodeIfPresent(Bool.self, forKey: .valueBias) ?? valueBias
+            projBias = try c.decodeIfPresent(Bool.self, forKey: .projBias) ?? projBias
+            mlpBias = try c.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? mlpBias
+            intermediateSize = try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? intermediateSize
+            ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? ropeTheta
+        } else {
+            (queryBias, keyBias, valueBias) = (qkvBias, qkvBias, qkvBias)
+        }
         numRegisterTokens = try c.decodeIfPresent(Int.self, forKey: .numRegisterTokens) ?? numRegisterTokens
         outFeatures = try c.decodeIfPresent([String].self, forKey: .outFeatures)
         outIndices = try c.decodeIfPresent([Int].self, forKey: .outIndices)
@@ -218,7 +276,19 @@ public struct DinoConfiguration: Codable, Sendable, Equatable {
         guard Double(hiddenSize) * mlpRatio <= Self.maximumFFNWidth else {
             throw bad(.mlpRatio, "hidden_size \(hiddenSize) x mlp_ratio \(mlpRatio) is an FFN wider than \(Int(Self.maximumFFNWidth))")
         }
+        if let intermediateSize {
+            guard ffnHiddenSize > 0 else { throw bad(.intermediateSize, "must be positive and at most \(Int(Self.maximumFFNWidth)), got \(intermediateSize)") }
+        }
         guard ffnHiddenSize > 0 else { throw bad(.mlpRatio, "gives an empty FFN: hidden_size \(hiddenSize) x \(mlpRatio)") }
+        if isDINOv3 {
+            guard let ropeTheta, ropeTheta.isFinite, ropeTheta > 0 else { throw bad(.ropeTheta, "must be positive, got \(ropeTheta.map { "\($0)" } ?? "none")") }
+            // The rotation pairs channel i with i + D/2 and gives each axis D/4 frequencies.
+            guard headDim % 4 == 0 else { throw bad(.numAttentionHeads, "RoPE needs a head size divisible by 4, got \(headDim)") }
+            // The fused gated kernel computes silu(gate) * up, the released DINOv3 SwiGLU models' activation.
+            guard !useSwigluFFN || Activation(configName: hiddenAct) == .silu else {
+                throw bad(.hiddenAct, "use_gated_mlp with '\(hiddenAct)' is not supported; only silu")
+            }
+        }
         guard Activation(configName: hiddenAct) != nil else {
             throw bad(.hiddenAct, "'\(hiddenAct)' is not one of \(Activation.configNames)")
         }
@@ -248,7 +318,8 @@ public struct DinoConfiguration: Codable, Sendable, Equatable {
         }
     }
 
-    /// Side of the checkpoint's square position-embedding grid, `M = imageSize / patchSize`.
+    /// Side of the checkpoint's square position-embedding grid, `M = imageSize / patchSize`
+    /// (DINOv3 has no such grid: its positions are rotations computed for every input size).
     public var positionGridSize: Int { imageSize / patchSize }
 
     /// Channels per attention head, `D`.
@@ -259,6 +330,7 @@ public struct DinoConfiguration: Codable, Sendable, Equatable {
     /// 0 when `hidden_size * mlp_ratio` is not a finite width up to `maximumFFNWidth` (which
     /// `validate` refuses).
     public var ffnHiddenSize: Int {
+        if let intermediateSize { return intermediateSize > 0 && Double(intermediateSize) <= Self.maximumFFNWidth ? intermediateSize : 0 }
         let product = Double(hiddenSize) * mlpRatio
         guard product.isFinite, product >= 0, product <= Self.maximumFFNWidth else { return 0 }
         let width = Int(product)

@@ -50,7 +50,11 @@ extension VisionTransformer {
             throw .tooManyTokens(tokens: rows, limit: ComputeLimits.maxTokens, batch: b, height: height, width: width)
         }
         let threads = ComputeThreads.current
-        let positions = try positionEmbeddings(height: layout.gridHeight, width: layout.gridWidth)
+        // DINOv2 adds learned positions; DINOv3 rotates queries and keys instead (no positions).
+        let positions = cfg.isDINOv3 ? nil : try positionEmbeddings(height: layout.gridHeight, width: layout.gridWidth)
+        let rotary = cfg.ropeTheta.map {
+            RotaryPositions(theta: $0, headDim: cfg.headDim, gridHeight: layout.gridHeight, gridWidth: layout.gridWidth)
+        }
         let captureStages = request.stages.union(request.normalizedStages).union(request.logits ? [cfg.numHiddenLayers] : [])
 
         let workspace = takeWorkspace(Workspace.Shape(
@@ -66,15 +70,20 @@ extension VisionTransformer {
         dino_patchify(pixels.scalars, workspace.patches, b, cfg.numChannels, height, width, p)
         weights.patchEmbedding.apply(workspace.patches, rows: b * patches, into: workspace.embedded, threads: threads)
         // ref: HF Dinov2WithRegistersEmbeddings.forward: [CLS, patches] + positions first, then
-        // the registers are inserted after CLS without a position embedding.
+        // the registers are inserted after CLS without a position embedding (DINOv3: no positions).
         let r = layout.registers
         for i in 0..<b {
             let image = x + i * n * c
-            for j in 0..<c { image[j] = weights.clsToken[j] + positions[j] }
-            for j in 0..<(r * c) { image[c + j] = weights.registerTokens[j] }
             let patchRows = image + layout.prefix * c
             let embedded = workspace.embedded + i * patches * c
-            for j in 0..<(patches * c) { patchRows[j] = embedded[j] + positions[c + j] }
+            for j in 0..<(r * c) { image[c + j] = weights.registerTokens[j] }
+            if let positions {
+                for j in 0..<c { image[j] = weights.clsToken[j] + positions[j] }
+                for j in 0..<(patches * c) { patchRows[j] = embedded[j] + positions[c + j] }
+            } else {
+                for j in 0..<c { image[j] = weights.clsToken[j] }
+                for j in 0..<(patches * c) { patchRows[j] = embedded[j] }
+            }
         }
 
         var encoded = Encoded(layout: layout, stages: [:], attentions: [:], projections: [:])
@@ -83,7 +92,7 @@ extension VisionTransformer {
         }
         if captureStages.contains(0) { encoded.stages[0] = copy(x, width: c) }
 
-        let pass = BlockPass(model: self, workspace: workspace, rows: rows, threads: threads,
+        let pass = BlockPass(model: self, workspace: workspace, rows: rows, threads: threads, rotary: rotary, layout: layout,
                              attention: AttentionKernel(batch: b, tokens: n, heads: cfg.numAttentionHeads, headDim: cfg.headDim, threads: threads,
                                                         dotProducts: bf16Products == .dotProducts))
         for index in 0..<request.blocksToRun(layers: cfg.numHiddenLayers) {
@@ -105,6 +114,9 @@ struct BlockPass {
     let workspace: Workspace
     let rows: Int
     let threads: Int
+    /// DINOv3's rotation of the patch tokens' queries and keys, nil for DINOv2.
+    let rotary: RotaryPositions?
+    let layout: TokenLayout
     let attention: AttentionKernel
 
     /// Runs `block` on `workspace.x` in place; `projected` runs once the fused query/key/value
@@ -117,6 +129,7 @@ struct BlockPass {
         // x = x + ls1 * proj(attention(norm1(x)))
         ops.layerNorm(x, into: ws.normed, block.norm1, rows: rows, columns: c, eps: eps)
         block.qkv.apply(ws.normed, rows: rows, into: ws.qkv, threads: threads)
+        rotary?.rotate(qkv: ws.qkv, batch: layout.batch, tokens: layout.tokens, prefix: layout.prefix, heads: model.configuration.numAttentionHeads)
         projected()
         var kept: [Float]?
         if keepingAttention {

@@ -12,6 +12,7 @@ struct ParityTests {
         "reg0_dinov2_downsample", "reg1_nointerp", "reg8_swiglu_nonsquare", "reg8_swiglu_meta",
         "patch16_layerscale", "patch16_timm", "same_count_nonsquare", "dinov2_upsample_swiglu",
         "batch2_classifier", "dinov2_classifier",
+        "dinov3_reg4", "dinov3_swiglu_nonsquare", "dinov3_reg0", "dinov3_f16",
     ]
 
     @Test("forward, backbone and intermediate layers match", arguments: cases)

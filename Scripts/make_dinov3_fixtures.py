@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # requires: python>=3.11
-# requires: torch==2.15.0 transformers==5.24.0 safetensors==0.8.0 timm==1.0.31 numpy==2.4.6
+# requires: torch==2.15.0 transformers==5.24.0 safetensors==0.8.0 timm==1.0.31 numpy==2.4.6 torchvision==0.29.2 Pillow==13.0.0
 #   (the versions installed when the fixtures were generated)
 """Generate the DINOv3 ViT reference fixtures for the DinoModel Swift tests.
 
@@ -16,7 +16,9 @@ input `pixel_values` and the outputs of HF transformers' `DINOv3ViTModel`
 `DINOv3ViTBackbone` on the same weights (`feature_maps.<stage>`), and `reference.json`.
 
 `Fixtures/dinov3_rope/rope.safetensors` holds the reference's RoPE cos / sin tables
-(`DINOv3ViTRopePositionEmbedding`) for several patch grids and head sizes.
+(`DINOv3ViTRopePositionEmbedding`) for several patch grids and head sizes, and
+`Tests/DinoImageTests/Fixtures/dinov3/` the pixel values of `DINOv3ViTImageProcessor`
+(torchvision backend, torchvision 0.29.2) on example photos for three settings.
 """
 
 from __future__ import annotations
@@ -123,11 +125,47 @@ def rope_fixture() -> None:
     print(f"dinov3_rope: {len(tables)} tables")
 
 
+PHOTOS = Path(__file__).resolve().parent.parent / "Examples" / "images"
+IMAGE_FIXTURES = Path(__file__).resolve().parent.parent / "Tests" / "DinoImageTests" / "Fixtures" / "dinov3"
+
+
+def processor_fixture() -> None:
+    """HF DINOv3ViTImageProcessor's pixel_values for the example photos: the released settings
+    (224 x 224, ImageNet statistics), the SAT-493M statistics at a non-square size, and upsampling."""
+    from PIL import Image
+    from transformers import DINOv3ViTImageProcessor
+
+    import numpy as np
+
+    variants = {
+        "lvd1689m": {},
+        "sat493m_256x320": {"size": {"height": 256, "width": 320}, "image_mean": [0.430, 0.411, 0.296], "image_std": [0.213, 0.156, 0.143]},
+        "upsample_336x464": {"size": {"height": 336, "width": 464}},
+    }
+    # Upsampling is checked on chelsea (451 x 300) alone, to keep the fixture small.
+    photos = {"upsample_336x464": ("chelsea.png",)}
+    if IMAGE_FIXTURES.exists():
+        for old in IMAGE_FIXTURES.iterdir():
+            old.unlink()
+    IMAGE_FIXTURES.mkdir(parents=True, exist_ok=True)
+    for variant, settings in variants.items():
+        processor = DINOv3ViTImageProcessor(**settings)
+        config = {"image_processor_type": "DINOv3ViTImageProcessorFast", "resample": 2, **settings}
+        (IMAGE_FIXTURES / f"{variant}.json").write_text(json.dumps(config, indent=2) + "\n")
+        tensors = {}
+        for name in photos.get(variant, ("chelsea.png", "rocket.jpg")):
+            image = np.asarray(Image.open(PHOTOS / name).convert("RGB"))
+            tensors[name.split(".")[0]] = processor(images=image, return_tensors="pt")["pixel_values"][0].contiguous()
+        save_file(tensors, str(IMAGE_FIXTURES / f"{variant}.safetensors"), metadata={"format": "pt"})
+    print(f"dinov3 processor: {len(variants)} variants")
+
+
 def main() -> int:
     torch.manual_seed(0)
     for case in CASES:
         run_case(case)
     rope_fixture()
+    processor_fixture()
     return 0
 
 

@@ -14,7 +14,7 @@ public enum InputPolicy {
         case .pad: return "pad"
         case .padBottomRight: return "pad-bottom-right"
         case .size(let h, let w): return "size:\(h)x\(w)"
-        case .classification: return nil
+        case .classification, .dinov3: return nil
         }
     }
 

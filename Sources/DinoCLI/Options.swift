@@ -3,6 +3,7 @@ import DinoCompute
 import DinoHub
 import DinoImage
 import DinoModel
+import DinoTensor
 import Foundation
 
 /// `--threads`, `--max-tokens` and `--precision`: how every command that loads a model runs it.
@@ -114,7 +115,7 @@ struct PreprocessOptions: ParsableArguments {
     @Option(name: .long, help: "Resize to exactly HxW pixels (multiples of the patch size).")
     var size: String?
 
-    @Flag(name: .long, help: "The HF classification preprocessing: shortest edge 256, bicubic, center crop 224 (or the model's preprocessor_config.json).")
+    @Flag(name: .long, help: "The model's own HF preprocessing (its preprocessor_config.json): for DINOv2 shortest edge 256, bicubic, center crop 224; for DINOv3 bilinear to 224x224.")
     var classification = false
 
     func validate() throws {
@@ -139,7 +140,15 @@ struct PreprocessOptions: ParsableArguments {
     func userPreset(modelFolder: URL) throws -> Preprocessing? {
         if classification {
             let url = modelFolder.appendingPathComponent("preprocessor_config.json")
-            return .classification(FileManager.default.fileExists(atPath: url.path) ? try ProcessorConfig.load(from: url) : .dinov2)
+            if FileManager.default.fileExists(atPath: url.path) {
+                if DINOv3Processor.describes(try JSONValue.parse(try InputFile.contents(of: url))) {
+                    return .dinov3(try DINOv3Processor.load(from: url))
+                }
+                return .classification(try ProcessorConfig.load(from: url))
+            }
+            // Without the file, the processor the model family was released with.
+            let configuration = try? DinoConfiguration.load(from: modelFolder.appendingPathComponent("config.json"))
+            return configuration?.isDINOv3 == true ? .dinov3(.lvd1689m) : .classification(.dinov2)
         }
         if let size, let (h, w) = parseSize(size) { return .size(height: h, width: w) }
         if let resize { return pad ? .resizeAndPad(shortSide: resize) : .resize(shortSide: resize) }

@@ -23,6 +23,7 @@ extension Preprocessing: ImagePreparing {
         case .pad: return "centre pad to the patch size"
         case .padBottomRight: return "pad bottom/right to the patch size"
         case .size(let h, let w): return "resize to \(h)x\(w)"
+        case .dinov3(let d): return "DINOv3 processor (bilinear to \(d.height)x\(d.width), stretched)"
         }
     }
 }

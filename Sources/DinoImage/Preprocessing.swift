@@ -126,6 +126,8 @@ public enum Preprocessing: Sendable, Equatable {
     case padBottomRight
     /// Resize to exactly `height x width` (multiples of the patch size).
     case size(height: Int, width: Int)
+    /// The DINOv3 processor: resize to its fixed size (stretching), normalise with its statistics.
+    case dinov3(DINOv3Processor)
 }
 
 /// An image prepared for the model, with what is needed to map results back onto the image.
@@ -154,6 +156,11 @@ extension Preprocessing {
         switch self {
         case .classification(let config):
             return try Self.classify(image, config)
+        case .dinov3(let processor):
+            guard processor.height % p == 0, processor.width % p == 0 else {
+                throw .invalidPreprocessing(reason: "the DINOv3 processor's \(processor.height)x\(processor.width) is not a multiple of the patch size \(p)")
+            }
+            return processor.prepare(image)
         case .resize(let shortSide):
             guard shortSide > 0 else { throw .invalidPreprocessing(reason: "--resize must be positive, got \(shortSide)") }
             let short = min(image.width, image.height), long = max(image.width, image.height)

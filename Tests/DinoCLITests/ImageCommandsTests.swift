@@ -67,6 +67,17 @@ struct ImageCommandsTests {
         #expect(written.metadata["image_size"] == "512x512")
     }
 
+    @Test("--classification on a DINOv3 model without preprocessor_config.json uses the DINOv3 processor (224 x 224, stretched)")
+    func dinov3Classification() throws {
+        let scratch = try Scratch()
+        let result = try CLI.run(["features", "--model", CLI.model("dinov3_reg4"), CLI.photos.appendingPathComponent("chelsea.png").path,
+                                  "--classification", "--output-dir", scratch.path("out")])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("DINOv3 processor (bilinear to 224x224, stretched)"), "\(result.stderr)")
+        let written = try SafetensorsFile(url: URL(fileURLWithPath: scratch.path("out/chelsea.safetensors")))
+        #expect(try written.tensor("feature_maps.stage2").shape == [1, 32, 14, 14])
+    }
+
     @Test("classify prints the reference's top label and probability")
     func classify() throws {
         let scratch = try Scratch()

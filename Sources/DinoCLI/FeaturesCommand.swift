@@ -42,6 +42,9 @@ struct FeaturesCommand: ParsableCommand {
     @Option(name: .long, help: "Input pixels [B, 3, H, W], already normalised: a .npy, or a .safetensors holding 'pixel_values'.")
     var pixels: String?
 
+    @Option(name: .long, help: "With --pixels: a .npy of [B, h * w] (bool or numbers; non-zero masks the patch), HF's bool_masked_pos: masked patches take the mask token.")
+    var mask: String?
+
     @Option(name: .customLong("output"), help: "Output .safetensors file for --pixels.")
     var outputFile: String?
 
@@ -85,6 +88,7 @@ struct FeaturesCommand: ParsableCommand {
                 throw ValidationError("--output \(outputFile) goes with --pixels; the outputs of images go to --output-dir DIR")
             }
             if hiddenStates || attentions { throw ValidationError("--hidden-states and --attentions go with --pixels") }
+            if mask != nil { throw ValidationError("--mask goes with --pixels") }
         }
     }
 
@@ -120,7 +124,9 @@ struct FeaturesCommand: ParsableCommand {
             ? try SafetensorsFile(url: pixelsURL).tensor("pixel_values") : try NumpyFile.read(pixelsURL)
         let layers = backbone.model.configuration.numHiddenLayers
         let options = ForwardOptions(outputHiddenStates: hiddenStates, outputAttentions: attentions)
-        let pass = try backbone.model.features(input, request: backbone.featureRequest.union(options.request(layers: layers)))
+        let maskedPatches = try mask.map { try NumpyFile.read(URL(fileURLWithPath: $0)) }
+        let pass = try backbone.model.features(input, request: backbone.featureRequest.union(options.request(layers: layers)),
+                                               maskedPatches: maskedPatches)
         let result = try backbone.predict(pass)
         let last = try pass.stage(layers, normalized: true)
         var tensors: [(name: String, tensor: Tensor)] = [

@@ -199,7 +199,7 @@ public struct Backbone: Sendable {
         var extras = options.request(layers: model.configuration.numHiddenLayers)
         extras.normalizedStages = []
         extras.logits = false
-        return try predict(try model.features(pixels, request: featureRequest.union(extras)))
+        return try predict(try model.features(pixels, request: featureRequest.union(extras), maskedPatches: options.maskedPatches))
     }
 
     /// The original DINOv2 `get_intermediate_layers`: block outputs in block order, CLS and

@@ -38,7 +38,7 @@ extension VisionTransformer {
     /// Embeds `pixels` `[B, channels, H, W]` and runs the blocks up to the last one `request`
     /// needs, keeping the stages, attentions and projections it names (`stages` also takes the
     /// stages that `normalizedStages` needs, to be normalised by the caller).
-    func encode(_ pixels: Tensor, request: FeatureRequest) throws(DinoModelError) -> Encoded {
+    func encode(_ pixels: Tensor, request: FeatureRequest, maskedPatches: Tensor? = nil) throws(DinoModelError) -> Encoded {
         let (b, height, width) = try checkInput(pixels)
         let cfg = configuration
         try request.validate(layers: cfg.numHiddenLayers)
@@ -50,6 +50,16 @@ extension VisionTransformer {
             throw .tooManyTokens(tokens: rows, limit: ComputeLimits.maxTokens, batch: b, height: height, width: width)
         }
         let threads = ComputeThreads.current
+        var maskToken: [Float]?
+        if let maskedPatches {
+            guard maskedPatches.shape == [b, patches] else {
+                throw .invalidInput(reason: "the patch mask must be [B, h * w] = [\(b), \(patches)] for this input, got \(maskedPatches.shape)")
+            }
+            guard let token = weights.maskToken else {
+                throw .invalidInput(reason: "the checkpoint has no mask token, so patches cannot be masked")
+            }
+            maskToken = token
+        }
         // DINOv2 adds learned positions; DINOv3 rotates queries and keys instead (no positions).
         let positions = cfg.isDINOv3 ? nil : try positionEmbeddings(height: layout.gridHeight, width: layout.gridWidth)
         let rotary = cfg.ropeTheta.map {
@@ -69,6 +79,12 @@ extension VisionTransformer {
         // Patch embedding: an im2col of the stride-p convolution, then one GEMM.
         dino_patchify(pixels.scalars, workspace.patches, b, cfg.numChannels, height, width, p)
         weights.patchEmbedding.apply(workspace.patches, rows: b * patches, into: workspace.embedded, threads: threads)
+        // ref: HF embeddings: masked patches become the mask token before positions are added.
+        if let maskedPatches, let maskToken {
+            for row in 0..<(b * patches) where maskedPatches.scalars[row] != 0 {
+                for j in 0..<c { workspace.embedded[row * c + j] = maskToken[j] }
+            }
+        }
         // ref: HF Dinov2WithRegistersEmbeddings.forward: [CLS, patches] + positions first, then
         // the registers are inserted after CLS without a position embedding (DINOv3: no positions).
         let r = layout.registers

@@ -21,8 +21,10 @@ extension VisionTransformer {
     ///
     /// - Parameter contentRects: per image, where its content lies in `pixels` (preprocessing that
     ///   padded says so here); nil is the whole image.
+    /// - Parameter maskedPatches: HF's `bool_masked_pos`, `[B, h * w]` over the (padded) patch
+    ///   grid: a non-zero entry replaces that patch's embedding with the mask token.
     public func features(_ pixels: Tensor, request: FeatureRequest, padding: InputPadding = .none,
-                         contentRects: [PixelRect]? = nil) throws(DinoModelError) -> BackboneFeatures {
+                         contentRects: [PixelRect]? = nil, maskedPatches: Tensor? = nil) throws(DinoModelError) -> BackboneFeatures {
         guard pixels.rank == 4, pixels.shape[2] > 0, pixels.shape[3] > 0 else {
             throw .invalidInput(reason: "pixels must be [B, \(configuration.numChannels), H, W], got shape \(pixels.shape)")
         }
@@ -41,7 +43,7 @@ extension VisionTransformer {
             offset = (padH / 2, padW / 2)
             input = pixels.padded(top: padH / 2, bottom: padH - padH / 2, left: padW / 2, right: padW - padW / 2)
         }
-        let encoded = try encode(input, request: request)
+        let encoded = try encode(input, request: request, maskedPatches: maskedPatches)
         let layers = configuration.numHiddenLayers
         var normalized: [Int: Tensor] = [:]
         for stage in request.normalizedStages {

@@ -8,6 +8,9 @@ public struct ForwardOptions: Sendable, Equatable {
     public var outputHiddenStates: Bool
     /// Blocks whose attention probabilities to keep (`[B, H, N, N]` each; costs memory).
     public var attentionBlocks: AttentionSelection
+    /// HF's `bool_masked_pos`: `[B, h * w]`, a non-zero entry replaces that patch's embedding
+    /// with the checkpoint's mask token (before positions are added); nil masks nothing.
+    public var maskedPatches: Tensor?
 
     /// Options; by default only the last hidden state, pooler output and logits are returned.
     /// `outputAttentions` keeps every block's attention probabilities.

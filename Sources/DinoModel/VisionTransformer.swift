@@ -114,7 +114,8 @@ public final class VisionTransformer: Sendable {
     /// of the patch size.
     public func callAsFunction(_ pixels: Tensor, options: ForwardOptions = ForwardOptions()) throws(DinoModelError) -> ModelOutput {
         let layers = configuration.numHiddenLayers
-        return try ModelOutput(try features(pixels, request: options.request(layers: layers)), options: options, layers: layers)
+        return try ModelOutput(try features(pixels, request: options.request(layers: layers), maskedPatches: options.maskedPatches),
+                               options: options, layers: layers)
     }
 
     /// The final LayerNorm applied to every token of `[B, N, C]` (or any `[..., C]`).

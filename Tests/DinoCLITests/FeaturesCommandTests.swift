@@ -118,6 +118,27 @@ struct FeaturesCommandTests {
         try checkAgainstReference(output, fixture: "reg4_downsample", stages: ["stage1", "stage2"])
     }
 
+    @Test("--mask (a bool .npy) gives HF's outputs with bool_masked_pos, on DINOv2 and DINOv3", arguments: ["reg4_downsample", "dinov3_reg4"])
+    func masked(_ fixture: String) throws {
+        let scratch = try Scratch()
+        let masked = CLI.fixtures.appendingPathComponent("masked")
+        let reference = try SafetensorsFile(url: masked.appendingPathComponent("\(fixture).safetensors"))
+        let pixels = scratch.path("pixels.npy")
+        try NumpyFile.write(try reference.tensor("pixel_values"), to: URL(fileURLWithPath: pixels))
+        let output = scratch.path("out.safetensors")
+        let result = try CLI.run(["features", "--model", CLI.fixtures.appendingPathComponent(fixture).path, "--pixels", pixels,
+                                  "--mask", masked.appendingPathComponent("\(fixture).mask.npy").path, "--output", output])
+        #expect(result.status == 0, "\(result.stderr)")
+        let written = try SafetensorsFile(url: URL(fileURLWithPath: output))
+        for name in ["last_hidden_state", "pooler_output"] {
+            #expect(scaledError(try written.tensor(name), try reference.tensor(name)) <= 1e-4, "\(name)")
+        }
+        let refused = try CLI.run(["features", "--model", CLI.fixtures.appendingPathComponent(fixture).path, "--pixels", pixels,
+                                   "--mask", pixels, "--output", scratch.path("bad.safetensors")])
+        #expect(refused.status != 0 && refused.stderr.contains("patch mask"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: scratch.path("bad.safetensors")))
+    }
+
     @Test("the portable kernels (DINO_ISA=portable) give the same result")
     func portableKernels() throws {
         let scratch = try Scratch()

@@ -153,6 +153,37 @@ struct DINOv3Tests {
             return actual == field
         }
     }
+
+    @Test("a facebookresearch/dinov3 checkpoint's configuration is inferred from its shapes", arguments: ["dinov3_reg4_meta", "dinov3_swiglu_meta"])
+    func inferredFromMeta(_ name: String) throws {
+        let folder = Fixtures.folder(name)
+        let expected = try DinoConfiguration.load(from: folder.appendingPathComponent("config.json"))
+        let weights = try SafetensorsFile(url: folder.appendingPathComponent("model.safetensors"))
+        let inferred = try DinoConfiguration.inferredDINOv3(from: weights, file: name)
+        #expect(inferred.isDINOv3 && inferred.hiddenSize == expected.hiddenSize && inferred.numHiddenLayers == expected.numHiddenLayers)
+        #expect(inferred.numAttentionHeads == expected.numAttentionHeads && inferred.ffnHiddenSize == expected.ffnHiddenSize)
+        #expect(inferred.useSwigluFFN == expected.useSwigluFFN && inferred.hiddenAct == expected.hiddenAct)
+        #expect(inferred.numRegisterTokens == expected.numRegisterTokens && inferred.ropeTheta == expected.ropeTheta)
+        #expect(inferred.layerNormEps == expected.layerNormEps && inferred.patchSize == expected.patchSize)
+        #expect([inferred.queryBias, inferred.keyBias, inferred.valueBias, inferred.projBias, inferred.mlpBias]
+            == [expected.queryBias, expected.keyBias, expected.valueBias, expected.projBias, expected.mlpBias])
+        let model = try VisionTransformer(configuration: inferred, weights: weights)
+        #expect(model.naming == .meta)
+        let reference = try Fixtures.reference(name)
+        let output = try model(try #require(reference["pixel_values"]))
+        expectClose(output.lastHiddenState, try #require(reference["last_hidden_state"]), "last_hidden_state")
+    }
+
+    @Test("inference refuses checkpoints that are not facebookresearch/dinov3 state dicts", arguments: ["dinov3_reg4", "dinov3_reg4_timm", "reg4_meta"])
+    func inferenceNeedsMetaDINOv3(_ name: String) throws {
+        let weights = try SafetensorsFile(url: Fixtures.folder(name).appendingPathComponent("model.safetensors"))
+        #expect {
+            try DinoConfiguration.inferredDINOv3(from: weights, file: name)
+        } throws: { error in
+            guard case .unknownNaming = error as? DinoModelError else { return false }
+            return true
+        }
+    }
 }
 
 /// A safetensors file with some tensors replaced or hidden.

@@ -3,12 +3,14 @@ import Foundation
 
 /// The tensor naming of a checkpoint.
 public enum CheckpointNaming: String, Sendable, Equatable {
-    /// HF transformers (`embeddings.patch_embeddings.projection.weight`, separate q/k/v).
+    /// HF transformers (`embeddings.patch_embeddings.projection.weight`, separate q/k/v; DINOv3:
+    /// `embeddings.patch_embeddings.weight`, `layer.<i>.attention.{q,k,v,o}_proj`).
     case huggingFace
-    /// facebookresearch/dinov2 (`patch_embed.proj.weight`, fused `attn.qkv`, `register_tokens`).
+    /// facebookresearch/dinov2 (`patch_embed.proj.weight`, fused `attn.qkv`, `register_tokens`);
+    /// facebookresearch/dinov3 (`storage_tokens`, `attn.qkv.bias_mask`, `rope_embed.periods`).
     case meta
     /// timm (`reg_token`; for register models `pos_embed` has no CLS row and the CLS position is
-    /// folded into `cls_token`).
+    /// folded into `cls_token`; DINOv3 as timm's Eva: `gamma_1`, `attn.q_bias` / `attn.v_bias`).
     case timm
 }
 
@@ -52,6 +54,8 @@ struct CheckpointLoader {
         switch naming {
         case .huggingFace where configuration.isDINOv3: weights = try loader.loadDINOv3HuggingFace()
         case .huggingFace: weights = try loader.loadHuggingFace()
+        case .meta where configuration.isDINOv3, .timm where configuration.isDINOv3:
+            weights = try loader.loadDINOv3Original(naming: naming)
         case .meta, .timm: weights = try loader.loadOriginal(naming: naming)
         }
         try loader.checkAllUsed()
@@ -64,16 +68,26 @@ struct CheckpointLoader {
         let ordered = source.tensorNames
         if configuration.isDINOv3 {
             let anchor = Self.dinov3PatchEmbedding
+            let originalAnchor = "patch_embed.proj.weight"
             let found = ordered.filter { $0 == anchor || $0.hasSuffix("." + anchor) }
-            guard found.count == 1, let name = found.first else {
+            let original = ordered.filter { $0 == originalAnchor || $0.hasSuffix("." + originalAnchor) }
+            guard found.count + original.count == 1, let name = (found + original).first else {
                 let file = source.location(of: ordered.first ?? "")
                 let sample = ordered.prefix(5).joined(separator: ", ")
-                throw .unknownNaming(file: file, reason: found.isEmpty
-                    ? "a dinov3_vit configuration, but no '\(anchor)' (HF DINOv3) tensor; first keys: \(sample)"
-                    : "several patch embeddings: \(found.joined(separator: ", "))")
+                throw .unknownNaming(file: file, reason: found.isEmpty && original.isEmpty
+                    ? "a dinov3_vit configuration, but no '\(anchor)' (HF DINOv3) or '\(originalAnchor)' (Meta/timm) tensor; first keys: \(sample)"
+                    : "several patch embeddings: \((found + original).joined(separator: ", "))")
             }
-            prefix = String(name.dropLast(anchor.count))
-            return .huggingFace
+            if found.count == 1 {
+                prefix = String(name.dropLast(anchor.count))
+                return .huggingFace
+            }
+            prefix = String(name.dropLast(originalAnchor.count))
+            // timm's Eva renames the registers and layer scales and keeps no buffers; Meta's model
+            // always carries the mask token and the RoPE periods.
+            if ["reg_token", "blocks.0.gamma_1", "blocks.0.attn.q_bias"].contains(where: { has($0) }) { return .timm }
+            if ["storage_tokens", "mask_token", "rope_embed.periods", "blocks.0.ls1.gamma"].contains(where: { has($0) }) { return .meta }
+            return .timm
         }
         let hfAnchor = "embeddings.patch_embeddings.projection.weight"
         let originalAnchor = "patch_embed.proj.weight"
@@ -103,8 +117,9 @@ struct CheckpointLoader {
     /// patch embedding (width, channels, patch), the position grid (image size) and the last block.
     private func checkSizes(naming: CheckpointNaming) throws(DinoModelError) {
         if configuration.isDINOv3 {
-            try expectShape(Self.dinov3PatchEmbedding, [patchShape])
-            return try expectLastBlock(blockPrefix: prefix + "layer.", patch: Self.dinov3PatchEmbedding)
+            let patch = naming == .huggingFace ? Self.dinov3PatchEmbedding : "patch_embed.proj.weight"
+            try expectShape(patch, [patchShape])
+            return try expectLastBlock(blockPrefix: prefix + (naming == .huggingFace ? "layer." : "blocks."), patch: patch)
         }
         let huggingFace = naming == .huggingFace
         let patch = huggingFace ? "embeddings.patch_embeddings.projection.weight" : "patch_embed.proj.weight"
@@ -323,6 +338,131 @@ struct CheckpointLoader {
             blocks: blocks,
             norm: try layerNorm("norm"),
             classifier: nil)
+    }
+
+    // MARK: - Meta (facebookresearch/dinov3) and timm, DINOv3
+
+    /// ref: facebookresearch/dinov3 `DinoVisionTransformer` state dicts (`blocks.<i>.attn.qkv` with
+    /// `LinearKMaskedBias`, `ls1.gamma`, `mlp.fc1` / `mlp.w1,w2,w3`, `storage_tokens`) and timm's Eva
+    /// `*_dinov3*` models as its `checkpoint_filter_fn` writes them (`gamma_1`, `attn.q_bias` /
+    /// `attn.v_bias`, `mlp.fc1_g,fc1_x,fc2`, `reg_token`). Both fuse q/k/v; neither has position embeddings.
+    private mutating func loadDINOv3Original(naming: CheckpointNaming) throws(DinoModelError) -> ModelWeights {
+        let cfg = configuration
+        let (c, f, r) = (cfg.hiddenSize, cfg.ffnHiddenSize, cfg.numRegisterTokens)
+        let meta = naming == .meta
+        try expectDINOv3BiasFlags(naming: naming)
+        if meta { try checkRopePeriods() }
+        var blocks: [BlockWeights] = []
+        for i in 0..<cfg.numHiddenLayers {
+            let block = "blocks.\(i)."
+            let feedForward: FeedForwardWeights
+            if cfg.useSwigluFFN {
+                // Meta's SwiGLUFFN and timm's SwiGLU both compute silu(gate) * up; the kernel takes [gate; up].
+                let (gateName, upName, downName) = meta ? ("mlp.w1", "mlp.w2", "mlp.w3") : ("mlp.fc1_g", "mlp.fc1_x", "mlp.fc2")
+                let gate = try linear(block + gateName, out: f, in: c, bias: cfg.mlpBias)
+                let up = try linear(block + upName, out: f, in: c, bias: cfg.mlpBias)
+                feedForward = .swiglu(
+                    weightsIn: gemm(LinearWeights(weight: gate.weight + up.weight, bias: cfg.mlpBias ? (gate.bias ?? []) + (up.bias ?? []) : nil,
+                                                  outFeatures: 2 * f, inFeatures: c)),
+                    weightsOut: gemm(try linear(block + downName, out: c, in: f, bias: cfg.mlpBias)))
+            } else {
+                feedForward = .mlp(fc1: gemm(try linear(block + "mlp.fc1", out: f, in: c, bias: cfg.mlpBias)),
+                                   fc2: gemm(try linear(block + "mlp.fc2", out: c, in: f, bias: cfg.mlpBias)))
+            }
+            let scales = meta ? ("ls1.gamma", "ls2.gamma") : ("gamma_1", "gamma_2")
+            blocks.append(BlockWeights(
+                norm1: try layerNorm(block + "norm1"),
+                qkv: gemm(LinearWeights(
+                    weight: try take(block + "attn.qkv.weight", [3 * c, c]),
+                    bias: meta ? try metaQKVBias(block) : try timmQKVBias(block),
+                    outFeatures: 3 * c, inFeatures: c)),
+                projection: gemm(try linear(block + "attn.proj", out: c, in: c, bias: cfg.projBias)),
+                layerScale1: try take(block + scales.0, [c]),
+                norm2: try layerNorm(block + "norm2"),
+                feedForward: feedForward,
+                layerScale2: try take(block + scales.1, [c])))
+        }
+        if meta && (has("local_cls_norm.weight") || has("local_cls_norm.bias")) {
+            // The local-crop CLS norm is used in training only; HF's conversion script drops it, as timm does.
+            _ = try layerNorm("local_cls_norm")
+        }
+        return ModelWeights(
+            patchEmbedding: gemm(LinearWeights(
+                weight: try take("patch_embed.proj.weight", patchShape),
+                bias: try take("patch_embed.proj.bias", [c]),
+                outFeatures: c, inFeatures: patchColumns)),
+            clsToken: try take("cls_token", [1, 1, c]),
+            // Meta's mask token is [1, C]; timm's filter drops it (pretraining only).
+            maskToken: has("mask_token") ? try take("mask_token", [1, c]) : nil,
+            registerTokens: r > 0 ? try take(meta ? "storage_tokens" : "reg_token", [1, r, c]) : [],
+            positionEmbeddings: [],
+            blocks: blocks,
+            norm: try layerNorm("norm"),
+            classifier: nil)
+    }
+
+    /// Throws unless the configuration's q/k/v bias flags are ones the naming can hold: Meta has one
+    /// `qkv_bias` for all three, with the key third masked out (`bias_mask`) unless the key has a
+    /// bias too; timm's Eva has `q_bias` / `v_bias` and keeps the key bias a zero buffer.
+    private func expectDINOv3BiasFlags(naming: CheckpointNaming) throws(DinoModelError) {
+        let cfg = configuration
+        let path = location(prefix + "blocks.0.attn.qkv.weight")
+        let name = naming == .meta ? "Meta" : "timm"
+        if cfg.queryBias != cfg.valueBias {
+            throw .invalidConfiguration(path: path, field: "value_bias",
+                                        reason: "query_bias \(cfg.queryBias) and value_bias \(cfg.valueBias) differ; a \(name) checkpoint has one bias flag for both")
+        }
+        if cfg.keyBias && (naming == .timm || !cfg.queryBias) {
+            throw .invalidConfiguration(path: path, field: "key_bias",
+                                        reason: naming == .timm ? "is true; timm's Eva keeps the key bias at zero"
+                                                                : "is true without query and value biases; a Meta checkpoint biases all three or none")
+        }
+    }
+
+    /// Meta's fused q/k/v bias as `LinearKMaskedBias` applies it (`bias * bias_mask`), or nil without biases.
+    /// The mask must be 1 on the query and value thirds and 0 on the key third: the only mask
+    /// `init_weights_vit` writes, and the only one HF's and timm's conversions (which drop the key bias
+    /// and the mask unread) agree with; NaN (an uninitialised mask) or any other value is refused.
+    private mutating func metaQKVBias(_ block: String) throws(DinoModelError) -> [Float]? {
+        let cfg = configuration
+        let c = cfg.hiddenSize
+        guard cfg.queryBias else { return nil }
+        var bias = try take(block + "attn.qkv.bias", [3 * c])
+        // With a key bias the model was built without mask_k_bias: the whole bias applies.
+        if cfg.keyBias { return bias }
+        let maskKey = block + "attn.qkv.bias_mask"
+        let mask = try take(maskKey, [3 * c])
+        if let j = mask.indices.first(where: { mask[$0] != ((c..<2 * c).contains($0) ? 0 : 1) }) {
+            let third = j < c ? "query" : j < 2 * c ? "key" : "value"
+            throw .invalidConfiguration(path: location(prefix + maskKey), field: "key_bias",
+                                        reason: "'\(prefix + maskKey)'[\(j)] is \(mask[j]); the \(third) third must be \(third == "key" ? 0 : 1) (only the key bias masked out, as key_bias false says)")
+        }
+        for j in c..<2 * c { bias[j] = 0 }
+        return bias
+    }
+
+    /// timm's `q_bias` / `v_bias` with the zero key bias between them, or nil without biases.
+    private mutating func timmQKVBias(_ block: String) throws(DinoModelError) -> [Float]? {
+        let c = configuration.hiddenSize
+        guard configuration.queryBias else { return nil }
+        return try take(block + "attn.q_bias", [c]) + [Float](repeating: 0, count: c) + (try take(block + "attn.v_bias", [c]))
+    }
+
+    /// Meta's `rope_embed.periods` buffer is derived, not learnt: checks it is `rope_theta^(4j / head_dim)`
+    /// (the `base` parametrisation HF implements; a min/max-period model is refused), then leaves it unused.
+    /// The tolerance covers a buffer kept in bf16 (2^-9 relative rounding).
+    private mutating func checkRopePeriods() throws(DinoModelError) {
+        let key = "rope_embed.periods"
+        guard has(key), let theta = configuration.ropeTheta else { return }
+        let headDim = configuration.hiddenSize / configuration.numAttentionHeads
+        let periods = try take(key, [headDim / 4])
+        for (j, period) in periods.enumerated() {
+            let expected = pow(theta, Double(4 * j) / Double(headDim))
+            guard abs(Double(period) - expected) <= 4e-3 * expected else {
+                throw .invalidConfiguration(path: location(prefix + key), field: "rope_theta",
+                                            reason: "'\(prefix + key)'[\(j)] is \(period), rope_theta \(theta) with head size \(headDim) gives \(expected)")
+            }
+        }
     }
 
     // MARK: - Meta (facebookresearch/dinov2) and timm

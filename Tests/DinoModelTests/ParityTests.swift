@@ -13,6 +13,7 @@ struct ParityTests {
         "patch16_layerscale", "patch16_timm", "same_count_nonsquare", "dinov2_upsample_swiglu",
         "batch2_classifier", "dinov2_classifier",
         "dinov3_reg4", "dinov3_swiglu_nonsquare", "dinov3_reg0", "dinov3_f16",
+        "dinov3_reg4_meta", "dinov3_reg4_timm", "dinov3_swiglu_meta", "dinov3_swiglu_timm",
     ]
 
     @Test("forward, backbone and intermediate layers match", arguments: cases)

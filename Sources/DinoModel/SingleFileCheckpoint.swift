@@ -6,8 +6,9 @@ extension VisionTransformer {
     /// Meta released the original DINOv2 backbones) or a `.safetensors` file.
     ///
     /// - Parameters:
-    ///   - configuration: the architecture; nil infers it from the tensor shapes (Meta or timm
-    ///     names, heads of width 64; see `DinoConfiguration.inferred(from:file:headDimension:)`).
+    ///   - configuration: the architecture; nil infers it from the tensor shapes (DINOv2 Meta or
+    ///     timm names, heads of width 64, see `DinoConfiguration.inferred(from:file:headDimension:)`;
+    ///     DINOv3 Meta files, see `DinoConfiguration.inferredDINOv3(from:file:)`).
     ///   - positionInterpolation: nil picks the reference's choice for the checkpoint's kind.
     ///   - precision: `.bf16` rounds the linear layers' weights to bfloat16 at load.
     ///   - bf16Products: how `.bf16` weights are multiplied; nil is `BFloat16Products.automatic`.
@@ -24,6 +25,9 @@ extension VisionTransformer {
         let resolved: DinoConfiguration
         if let configuration {
             resolved = configuration
+        } else if DinoConfiguration.isDINOv3Meta(source) {
+            // facebookresearch/dinov3 files carry rope_embed.periods, which DINOv2 files never have.
+            resolved = try DinoConfiguration.inferredDINOv3(from: source, file: url.path)
         } else {
             resolved = try DinoConfiguration.inferred(from: source, file: url.path)
         }

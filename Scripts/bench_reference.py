@@ -19,12 +19,13 @@ Everything runs on the CPU in float32.
 Configs
 -------
 `--configs` is a comma separated list of `name:size:batch`, where `name` is one of
-`vits14-reg`, `vitb14-reg`, `vitl14-reg` (see `ARCHS`), `size` is the square input
-side H = W in pixels (a multiple of 14) and `batch` the batch size B.
+`vits14-reg`, `vitb14-reg`, `vitl14-reg`, `dinov3-vits16`, `dinov3-vitb16` (see `ARCHS`),
+`size` is the square input side H = W in pixels (a multiple of the patch, 14 or 16) and
+`batch` the batch size B.
 
 Weights
 -------
-For every model name a `Dinov2WithRegistersModel` with seeded random weights (HF
+For every model name a `Dinov2WithRegistersModel` (or `DINOv3ViTModel`) with seeded random weights (HF
 initialisation, plus small noise on biases, norms, layer scales and the special
 tokens so that nothing is degenerate) is written once with `save_pretrained` to
 `<cache>/<name>/` (default cache `/tmp/dino-bench-cache`).  An existing folder with a
@@ -155,12 +156,18 @@ class Arch:
     hidden: int
     layers: int
     heads: int
+    # "dinov2" (Dinov2WithRegistersModel) or "dinov3" (DINOv3ViTModel: RoPE, no position table).
+    family: str = "dinov2"
+    patch: int = PATCH
+    registers: int = REGISTERS
 
 
 ARCHS = {
     "vits14-reg": Arch(hidden=384, layers=12, heads=6),
     "vitb14-reg": Arch(hidden=768, layers=12, heads=12),
     "vitl14-reg": Arch(hidden=1024, layers=24, heads=16),
+    "dinov3-vits16": Arch(hidden=384, layers=12, heads=6, family="dinov3", patch=16),
+    "dinov3-vitb16": Arch(hidden=768, layers=12, heads=12, family="dinov3", patch=16),
 }
 
 
@@ -180,7 +187,7 @@ class BenchConfig:
 
     @property
     def tokens(self) -> int:
-        return 1 + REGISTERS + (self.size // PATCH) ** 2
+        return 1 + self.arch.registers + (self.size // self.arch.patch) ** 2
 
 
 def parse_configs(text: str) -> list[BenchConfig]:
@@ -193,8 +200,8 @@ def parse_configs(text: str) -> list[BenchConfig]:
             raise SystemExit(f"bad config {item!r}: expected name:size:batch, e.g. vits14-reg:224:1")
         if name not in ARCHS:
             raise SystemExit(f"unknown model {name!r}; known: {', '.join(ARCHS)}")
-        if config.size <= 0 or config.size % PATCH:
-            raise SystemExit(f"size {config.size} in {item!r} must be a positive multiple of {PATCH}")
+        if config.size <= 0 or config.size % config.arch.patch:
+            raise SystemExit(f"size {config.size} in {item!r} must be a positive multiple of {config.arch.patch}")
         if config.batch <= 0:
             raise SystemExit(f"batch in {item!r} must be positive")
         configs.append(config)
@@ -222,13 +229,13 @@ def forward_flops(config: BenchConfig) -> float:
     arch, batch, tokens = config.arch, config.batch, config.tokens
     d = arch.hidden
     head_dim = d // arch.heads
-    patches = (config.size // PATCH) ** 2
+    patches = (config.size // arch.patch) ** 2
 
     def gemm(m: int, n: int, k: int) -> float:
         return 2.0 * m * n * k
 
     rows = batch * tokens
-    patch_embed = gemm(batch * patches, d, 3 * PATCH * PATCH)
+    patch_embed = gemm(batch * patches, d, 3 * arch.patch * arch.patch)
     per_layer = (
         gemm(rows, 3 * d, d)  # QKV
         + gemm(rows, d, d)  # attention output projection
@@ -244,8 +251,13 @@ def forward_flops(config: BenchConfig) -> float:
 
 
 def make_hf_config(arch: Arch):
-    from transformers import Dinov2WithRegistersConfig
+    from transformers import DINOv3ViTConfig, Dinov2WithRegistersConfig
 
+    if arch.family == "dinov3":
+        return DINOv3ViTConfig(
+            hidden_size=arch.hidden, num_hidden_layers=arch.layers, num_attention_heads=arch.heads,
+            intermediate_size=MLP_RATIO * arch.hidden, hidden_act="gelu", patch_size=arch.patch,
+            num_register_tokens=arch.registers, layerscale_value=1.0, layer_norm_eps=1e-5)
     return Dinov2WithRegistersConfig(
         hidden_size=arch.hidden,
         num_hidden_layers=arch.layers,
@@ -292,11 +304,11 @@ def ensure_model_dir(config: BenchConfig, cache: Path) -> Path:
     if (directory / "config.json").is_file():
         print(f"  weights: reusing {directory}")
         return directory
-    from transformers import Dinov2WithRegistersModel
+    from transformers import AutoModel
 
     print(f"  weights: creating random-weight {config.name} in {directory}")
     torch.manual_seed(seed_of(config.name))
-    model = Dinov2WithRegistersModel(make_hf_config(config.arch)).eval()
+    model = AutoModel.from_config(make_hf_config(config.arch)).eval()
     perturb_(model, seed_of(config.name) + 1)
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory)
@@ -306,9 +318,9 @@ def ensure_model_dir(config: BenchConfig, cache: Path) -> Path:
 
 
 def load_torch_model(directory: Path):
-    from transformers import Dinov2WithRegistersModel
+    from transformers import AutoModel
 
-    model = Dinov2WithRegistersModel.from_pretrained(directory, attn_implementation="sdpa", dtype=torch.float32)
+    model = AutoModel.from_pretrained(directory, attn_implementation="sdpa", dtype=torch.float32)
     return model.eval()
 
 
@@ -341,8 +353,11 @@ def onnx_path(config: BenchConfig, directory: Path, frozen: bool) -> Path:
 def freeze_position_table(model, pixel_values: torch.Tensor):
     """`model` with its position table interpolated once to the size of `pixel_values` and held as a
     buffer, so that an export at that size carries the table as a constant instead of the
-    interpolation. The same function at this size: the output is checked against PyTorch's."""
+    interpolation. The same function at this size: the output is checked against PyTorch's.
+    DINOv3 has no table (its rotations follow the input size, traced as constants at a fixed size)."""
     embeddings = model.embeddings
+    if not hasattr(embeddings, "interpolate_pos_encoding"):
+        return model
     height, width = pixel_values.shape[-2:]
     tokens = embeddings.patch_embeddings(pixel_values[:1])
     table = embeddings.interpolate_pos_encoding(tokens, height, width).detach().clone()

@@ -19,7 +19,6 @@ extension DinoConfiguration {
     ///   - headDimension: channels per attention head.
     public static func inferred(from source: any TensorSource, file: String, headDimension: Int = 64) throws(DinoModelError) -> DinoConfiguration {
         let names = source.tensorNames
-        let present = Set(names)
         let anchor = "patch_embed.proj.weight"
         let anchors = names.filter { $0 == anchor || $0.hasSuffix("." + anchor) }
         guard anchors.count == 1, let anchorName = anchors.first else {
@@ -33,56 +32,40 @@ extension DinoConfiguration {
         }
         let prefix = String(anchorName.dropLast(anchor.count))
 
-        func shape(_ name: String) throws(DinoModelError) -> [Int]? {
-            guard present.contains(prefix + name) else { return nil }
-            do {
-                return try source.shape(of: prefix + name)
-            } catch {
-                throw .tensorFile(error)
-            }
-        }
-        func required(_ name: String) throws(DinoModelError) -> [Int] {
-            guard let found = try shape(name) else { throw .missingTensor(key: prefix + name, file: file) }
-            return found
-        }
-        func invalid(_ field: String, _ reason: String) -> DinoModelError {
-            .invalidConfiguration(path: file, field: field, reason: reason)
-        }
+        let reader = ShapeReader(source: source, prefix: prefix, file: file)
+        let present = reader.present
 
-        let patch = try required(anchor)
-        guard patch.count == 4, patch[0] > 0, patch[1] > 0, patch[2] > 0, patch[2] == patch[3] else {
-            throw invalid("patch_size", "'\(anchorName)' has shape \(patch), not [C, channels, P, P] with square patches")
-        }
+        let patch = try reader.patchEmbedding(named: anchorName, anchor: anchor)
         let (c, channels, patchSize) = (patch[0], patch[1], patch[2])
-        let cls = try required("cls_token")
+        let cls = try reader.required("cls_token")
         guard cls == [1, 1, c] else { throw .shapeMismatch(key: prefix + "cls_token", file: file, expected: [1, 1, c], actual: cls) }
 
         let layers = try blockCount(names, prefix: prefix, file: file)
         guard headDimension > 0, c % headDimension == 0 else {
-            throw invalid(
+            throw reader.invalid(
                 "num_attention_heads",
                 "hidden size \(c) is not a multiple of the head width \(headDimension); pass a configuration or the head width")
         }
 
         var registers = 0
         for name in ["register_tokens", "reg_token"] {
-            guard let tokens = try shape(name) else { continue }
+            guard let tokens = try reader.shape(name) else { continue }
             guard tokens.count == 3, tokens[0] == 1, tokens[1] > 0, tokens[2] == c else {
-                throw invalid("num_register_tokens", "'\(prefix + name)' has shape \(tokens), not [1, R, \(c)]")
+                throw reader.invalid("num_register_tokens", "'\(prefix + name)' has shape \(tokens), not [1, R, \(c)]")
             }
             registers = tokens[1]
         }
 
-        let positions = try required("pos_embed")
+        let positions = try reader.required("pos_embed")
         guard positions.count == 3, positions[0] == 1, positions[2] == c else {
-            throw invalid("image_size", "'\(prefix)pos_embed' has shape \(positions), not [1, positions, \(c)]")
+            throw reader.invalid("image_size", "'\(prefix)pos_embed' has shape \(positions), not [1, positions, \(c)]")
         }
         // Meta (and timm without registers) keep a CLS row; timm register models drop it.
         guard let grid = squareRoot(positions[1] - 1) ?? squareRoot(positions[1]) else {
-            throw invalid("image_size", "pos_embed has \(positions[1]) positions, neither 1 + M*M nor M*M")
+            throw reader.invalid("image_size", "pos_embed has \(positions[1]) positions, neither 1 + M*M nor M*M")
         }
 
-        let (swiglu, ratio) = try feedForward(shape: shape, hidden: c, prefix: prefix, file: file)
+        let (swiglu, ratio) = try feedForward(shape: reader.shape, hidden: c, prefix: prefix, file: file)
         let qkvBias = present.contains(prefix + "blocks.0.attn.qkv.bias")
 
         let configuration = DinoConfiguration(modelType: registers > 0 ? "dinov2_with_registers" : "dinov2") { config in
@@ -169,5 +152,48 @@ extension DinoConfiguration {
         guard n > 0 else { return nil }
         let root = Int(Double(n).squareRoot().rounded())
         return root * root == n ? root : nil
+    }
+}
+
+/// The shapes of a checkpoint's tensors under a key prefix, read from the header only, for
+/// inferring a configuration (DINOv2 and DINOv3 files alike).
+struct ShapeReader {
+    let source: any TensorSource
+    let prefix: String
+    let file: String
+    /// Every tensor name in the checkpoint.
+    let present: Set<String>
+
+    init(source: any TensorSource, prefix: String, file: String) {
+        self.source = source
+        self.prefix = prefix
+        self.file = file
+        present = Set(source.tensorNames)
+    }
+
+    /// The shape of `prefix + name`, nil when the checkpoint has no such tensor.
+    func shape(_ name: String) throws(DinoModelError) -> [Int]? {
+        guard present.contains(prefix + name) else { return nil }
+        do { return try source.shape(of: prefix + name) } catch { throw .tensorFile(error) }
+    }
+
+    /// The shape of `prefix + name`, which must be present.
+    func required(_ name: String) throws(DinoModelError) -> [Int] {
+        guard let found = try shape(name) else { throw .missingTensor(key: prefix + name, file: file) }
+        return found
+    }
+
+    /// An error about the inferred configuration field `field`.
+    func invalid(_ field: String, _ reason: String) -> DinoModelError {
+        .invalidConfiguration(path: file, field: field, reason: reason)
+    }
+
+    /// The patch embedding's `[C, channels, P, P]`, checked to be that (square patches).
+    func patchEmbedding(named anchorName: String, anchor: String) throws(DinoModelError) -> [Int] {
+        let patch = try required(anchor)
+        guard patch.count == 4, patch[0] > 0, patch[1] > 0, patch[2] > 0, patch[2] == patch[3] else {
+            throw invalid("patch_size", "'\(anchorName)' has shape \(patch), not [C, channels, P, P] with square patches")
+        }
+        return patch
     }
 }

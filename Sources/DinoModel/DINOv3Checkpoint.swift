@@ -29,25 +29,12 @@ extension DinoConfiguration {
                 : "not a facebookresearch/dinov3 checkpoint (needs '\(anchor)' and 'rope_embed.periods'); first keys: \(names.prefix(5).joined(separator: ", "))")
         }
         let prefix = String(anchorName.dropLast(anchor.count))
-        let present = Set(names)
-        func shape(_ name: String) throws(DinoModelError) -> [Int]? {
-            guard present.contains(prefix + name) else { return nil }
-            do { return try source.shape(of: prefix + name) } catch { throw .tensorFile(error) }
-        }
-        func required(_ name: String) throws(DinoModelError) -> [Int] {
-            guard let found = try shape(name) else { throw .missingTensor(key: prefix + name, file: file) }
-            return found
-        }
-        func invalid(_ field: String, _ reason: String) -> DinoModelError {
-            .invalidConfiguration(path: file, field: field, reason: reason)
-        }
+        let reader = ShapeReader(source: source, prefix: prefix, file: file)
+        let present = reader.present
 
-        let patch = try required(anchor)
-        guard patch.count == 4, patch[0] > 0, patch[1] > 0, patch[2] > 0, patch[2] == patch[3] else {
-            throw invalid("patch_size", "'\(anchorName)' has shape \(patch), not [C, channels, P, P] with square patches")
-        }
+        let patch = try reader.patchEmbedding(named: anchorName, anchor: anchor)
         let c = patch[0]
-        let cls = try required("cls_token")
+        let cls = try reader.required("cls_token")
         guard cls == [1, 1, c] else { throw .shapeMismatch(key: prefix + "cls_token", file: file, expected: [1, 1, c], actual: cls) }
 
         let blockPrefix = prefix + "blocks."
@@ -55,13 +42,13 @@ extension DinoConfiguration {
             name.hasPrefix(blockPrefix) ? Int(name.dropFirst(blockPrefix.count).prefix { $0 != "." }) : nil
         })
         guard !blocks.isEmpty, blocks == Set(0..<blocks.count) else {
-            throw invalid("num_hidden_layers", blocks.isEmpty ? "no '\(blockPrefix)<i>.' tensors" : "block indices \(blocks.sorted()) are not 0..<\(blocks.count)")
+            throw reader.invalid("num_hidden_layers", blocks.isEmpty ? "no '\(blockPrefix)<i>.' tensors" : "block indices \(blocks.sorted()) are not 0..<\(blocks.count)")
         }
 
         let periodsKey = prefix + "rope_embed.periods"
-        let periodsShape = try required("rope_embed.periods")
+        let periodsShape = try reader.required("rope_embed.periods")
         guard periodsShape.count == 1, periodsShape[0] > 0, c % (4 * periodsShape[0]) == 0 else {
-            throw invalid("num_attention_heads", "'\(periodsKey)' has shape \(periodsShape); the head size 4n must divide the hidden size \(c)")
+            throw reader.invalid("num_attention_heads", "'\(periodsKey)' has shape \(periodsShape); the head size 4n must divide the hidden size \(c)")
         }
         let headDim = 4 * periodsShape[0]
         let periods: [Float]
@@ -71,25 +58,25 @@ extension DinoConfiguration {
             // periods[j] = theta^(4j / head) (RopePositionEmbedding with `base`); the loader checks every entry.
             theta = pow(Double(periods[periods.count - 1]), Double(headDim) / Double(4 * (periods.count - 1)))
             guard theta.isFinite, theta > 1 else {
-                throw invalid("rope_theta", "'\(periodsKey)' ends in \(periods[periods.count - 1]), which no base > 1 gives")
+                throw reader.invalid("rope_theta", "'\(periodsKey)' ends in \(periods[periods.count - 1]), which no base > 1 gives")
             }
             // A float32 buffer gives the integer base to ~1e-6; keep the base the model was built with.
             if abs(theta - theta.rounded()) <= 1e-4 * theta { theta = theta.rounded() }
         }
 
         var registers = 0
-        if let tokens = try shape("storage_tokens") {
+        if let tokens = try reader.shape("storage_tokens") {
             guard tokens.count == 3, tokens[0] == 1, tokens[2] == c else {
-                throw invalid("num_register_tokens", "'\(prefix)storage_tokens' has shape \(tokens), not [1, R, \(c)]")
+                throw reader.invalid("num_register_tokens", "'\(prefix)storage_tokens' has shape \(tokens), not [1, R, \(c)]")
             }
             registers = tokens[1]
         }
 
-        let gated = try shape("blocks.0.mlp.w1.weight")
+        let gated = try reader.shape("blocks.0.mlp.w1.weight")
         let up: [Int]
-        if let gated { up = gated } else { up = try required("blocks.0.mlp.fc1.weight") }
+        if let gated { up = gated } else { up = try reader.required("blocks.0.mlp.fc1.weight") }
         guard up.count == 2, up[0] > 0, up[1] == c else {
-            throw invalid("intermediate_size", "'\(prefix)blocks.0.mlp.\(gated == nil ? "fc1" : "w1").weight' has shape \(up), not [F, \(c)]")
+            throw reader.invalid("intermediate_size", "'\(prefix)blocks.0.mlp.\(gated == nil ? "fc1" : "w1").weight' has shape \(up), not [F, \(c)]")
         }
         let qkvBias = present.contains(prefix + "blocks.0.attn.qkv.bias")
         let keyMasked = present.contains(prefix + "blocks.0.attn.qkv.bias_mask")

@@ -69,6 +69,50 @@ struct HeadParityTests {
     }
 }
 
+/// The same dinov2 depth heads and reference (`DepthEncoderDecoder` with dinov2's `BNHead` /
+/// `DPTHead`) on a DINOv3 backbone (`Scripts/make_dinov3_head_fixtures.py`: HF `DINOv3ViTModel`,
+/// 12 blocks of width 16, patch 16, RoPE, 4 registers), whose `get_intermediate_layers` drops the
+/// registers too. The head files carry no `out_indices`: the blocks come from the backbone's depth.
+@Suite("dinov2 depth heads on a DINOv3 backbone against the reference")
+struct DINOv3HeadParityTests {
+    static let heads = ["nyu_linear", "kitti_linear4", "nyu_dpt"]
+
+    static func depther(_ head: String) throws -> DinoV2Depther {
+        try DinoV2Depther(model: try VisionTransformer(directory: Fixtures.url("dinov3_model")),
+                          headFile: Fixtures.url("dinov3_heads/dinov3_\(head)_head.safetensors"))
+    }
+
+    @Test("head output and clamped, resized depth match", arguments: heads, ["square", "wide"])
+    func parity(head: String, size: String) throws {
+        let depther = try Self.depther(head)
+        #expect(depther.model.configuration.isDINOv3)
+        let pixels = try Fixtures.reference("\(size).pixels", in: "dinov3_heads.safetensors")
+        expectClose(try depther.headOutput(pixels), try Fixtures.reference("\(head).\(size).head", in: "dinov3_heads.safetensors"),
+                    "dinov3 \(head) \(size) head output")
+        let prediction = try depther.predict(pixels)
+        let expected = try Fixtures.reference("\(head).\(size).depth", in: "dinov3_heads.safetensors")
+        let (b, h, w) = (pixels.shape[0], pixels.shape[2], pixels.shape[3])
+        let maps = (0..<b).flatMap { DepthMap(prediction: prediction[$0], width: w, height: h, upsampling: depther.upsampling).values }
+        expectClose(Tensor(shape: [b, 1, h, w], scalars: maps), expected, "dinov3 \(head) \(size) depth at the input size")
+    }
+
+    @Test("without out_indices the blocks come from the DINOv3 configuration's depth")
+    func blocksFromConfiguration() throws {
+        let lin1 = try Self.depther("nyu_linear")
+        #expect(lin1.configuration.blocks == nil)
+        #expect(lin1.model.configuration.numHiddenLayers == 12 && lin1.blocks == [11])
+        #expect(try Self.depther("kitti_linear4").blocks == [2, 5, 8, 11])
+        #expect(try Self.depther("nyu_dpt").blocks == [2, 5, 8, 11])
+        // ViT-L-deep DINOv3 configurations take the released ViT-L / g choices, derived from numHiddenLayers.
+        for (depth, expected) in [(24, [4, 11, 17, 23]), (40, [9, 19, 29, 39])] {
+            let configuration = DinoConfiguration(modelType: "dinov3_vit") { $0.numHiddenLayers = depth }
+            #expect(configuration.isDINOv3)
+            #expect(try DinoV2Depther.releasedBlocks(layerCount: 4, backboneDepth: configuration.numHiddenLayers) == expected)
+            #expect(try DinoV2Depther.releasedBlocks(layerCount: 1, backboneDepth: configuration.numHiddenLayers) == [depth - 1])
+        }
+    }
+}
+
 /// HF transformers' `DepthAnythingForDepthEstimation` (tiny random config, relative and metric).
 @Suite("Depth Anything against transformers")
 struct DepthAnythingParityTests {

@@ -9,14 +9,21 @@ enum Fixtures {
     static let repository = root.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let models = repository.appendingPathComponent("Tests/DinoModelTests/Fixtures")
 
+    /// The backbone folder of a case's `checkpoint`: a folder of `models`, or a path from the
+    /// repository's root (the DINOv3 cases: `Tests/DinoSegmentationTests/Fixtures/dinov3_model`).
+    static func model(_ checkpoint: String) -> URL {
+        checkpoint.contains("/") ? repository.appendingPathComponent(checkpoint) : models.appendingPathComponent(checkpoint)
+    }
+
     static func json(_ path: String) throws -> JSONValue {
         try JSONValue.parse(Data(contentsOf: root.appendingPathComponent(path)))
     }
 
-    /// `reference.json`'s cases.
-    static func cases() throws -> [ReferenceCase] {
-        let document = try json("reference.json")
-        let features = try SafetensorsFile(url: root.appendingPathComponent("features.safetensors"))
+    /// `reference.json`'s cases (or those of another reference file and its features, such as
+    /// `dinov3_reference.json` and `dinov3_features.safetensors`).
+    static func cases(reference: String = "reference.json", features featureFile: String = "features.safetensors") throws -> [ReferenceCase] {
+        let document = try json(reference)
+        let features = try SafetensorsFile(url: root.appendingPathComponent(featureFile))
         return try (document["cases"]?.arrayValue ?? []).map { try ReferenceCase($0, features: features) }
     }
 }

@@ -9,7 +9,10 @@ import Testing
 /// The head and the whole pipeline against PyTorch references of the same random weights.
 @Suite("linear head parity")
 struct HeadParityTests {
-    static let cases = ["head_linear_42x70", "head_linear_56x56", "head_ms_42x70", "head_ms_56x56"]
+    /// The DINOv2 cases and the DINOv3 ones (`dinov3_*`, `Scripts/make_dinov3_head_fixtures.py`:
+    /// the same heads and reference code on a 4-block DINOv3 backbone, patch 16, RoPE, 4 registers).
+    static let cases = ["head_linear_42x70", "head_linear_56x56", "head_ms_42x70", "head_ms_56x56",
+                        "dinov3_head_linear_48x80", "dinov3_head_ms_64x48"]
     static let tolerance: Float = 1e-4
 
     func layers(_ name: String) -> LayerSelection { name.contains("_ms_") ? .last(4) : .last(1) }
@@ -32,11 +35,12 @@ struct HeadParityTests {
     @Test("backbone + head on pixels matches HF hidden states + final norm + BNHead", arguments: cases)
     func pipelineOnPixels(_ name: String) throws {
         let file = try Fixtures.file("\(name).safetensors")
-        let segmenter = try Segmenter(model: try Fixtures.model(), head: try fixtureHead(file, layers: layers(name), classes: 5))
+        let segmenter = try Segmenter(model: try Fixtures.model(for: name), head: try fixtureHead(file, layers: layers(name), classes: 5))
         let pixels = try file.tensor("pixel_values")
         let input = try segmenter.headInput(pixels)
         let maps = try file.tensorNames.filter { $0.hasPrefix("features.") }.sorted().map { try file.tensor($0) }
         let featureDiff = Difference(input, concatenateChannels(maps))
+        print("parity \(name): max |head input - reference features| = \(featureDiff.maxAbs)")
         #expect(featureDiff.maxAbs <= Self.tolerance, "\(name) features: \(featureDiff)")
         let logits = try segmenter.logits(pixels)
         let diff = Difference(logits, try file.tensor("logits"))

@@ -14,6 +14,10 @@ enum Fixtures {
     static func url(_ name: String) -> URL { folder.appendingPathComponent(name) }
     static func file(_ name: String) throws -> SafetensorsFile { try SafetensorsFile(url: url(name)) }
     static func model() throws -> VisionTransformer { try VisionTransformer(directory: url("model")) }
+    /// The backbone of a fixture: `dinov3_model` (`Scripts/make_dinov3_head_fixtures.py`) for `dinov3_*` files.
+    static func model(for fixture: String) throws -> VisionTransformer {
+        try VisionTransformer(directory: url(fixture.hasPrefix("dinov3_") ? "dinov3_model" : "model"))
+    }
 }
 
 /// Largest absolute difference, its flat index and the first values of both, for failure reports.

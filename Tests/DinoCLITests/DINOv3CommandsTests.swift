@@ -36,4 +36,20 @@ struct DINOv3CommandsTests {
         let written = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
         #expect(written.contains { $0.hasPrefix("chelsea") || $0.hasPrefix("manifest") }, "\(command) wrote \(written)")
     }
+
+    @Test("probe train (its loss falls over 30 epochs) and probe eval run on a DINOv3 backbone")
+    func probe() throws {
+        let scratch = try Scratch()
+        let colours = CLI.segmentation("colours")
+        let train = try CLI.run(["probe", "train", "--model", Self.segmentationModel, "--dataset", colours, "--split", "train",
+                                 "--resize", "112", "--epochs", "30", "--batch-size", "4", "--lr", "0.01", "--seed", "3",
+                                 "--output", scratch.path("head.safetensors"), "--json", scratch.path("train.json")])
+        #expect(train.status == 0, "\(train.stderr)")
+        let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: scratch.path("train.json")))) as? [String: Any]
+        let losses = try #require(record?["epoch_losses"] as? [Double])
+        #expect(losses.count == 30 && (losses.last ?? 9) < (losses.first ?? 0), "losses \(losses)")
+        let eval = try CLI.run(["probe", "eval", "--model", Self.segmentationModel, "--head", scratch.path("head.safetensors"),
+                                "--dataset", colours, "--split", "val", "--json", scratch.path("eval.json")])
+        #expect(eval.status == 0 && eval.stdout.contains("mIoU"), "\(eval.stderr)")
+    }
 }

@@ -241,6 +241,32 @@ struct CheckpointLoader {
         return .mlp(fc1: gemm(try linear(mlp + ".fc1", out: f, in: c)), fc2: gemm(try linear(mlp + ".fc2", out: c, in: f)))
     }
 
+    /// Separate query, key and value layers fused into the one `[3C, C]` projection the kernel
+    /// takes; a layer without bias contributes zeros (which add nothing) when another has one.
+    private func fusedQKV(_ q: LinearWeights, _ k: LinearWeights, _ v: LinearWeights) -> LinearWeights {
+        let zeros = [Float](repeating: 0, count: q.outFeatures)
+        let anyBias = q.bias != nil || k.bias != nil || v.bias != nil
+        return gemm(LinearWeights(
+            weight: q.weight + k.weight + v.weight,
+            bias: anyBias ? (q.bias ?? zeros) + (k.bias ?? zeros) + (v.bias ?? zeros) : nil,
+            outFeatures: q.outFeatures + k.outFeatures + v.outFeatures, inFeatures: q.inFeatures))
+    }
+
+    /// DINOv3's FFN from separate layers: SwiGLU when the configuration is gated (the kernel takes
+    /// `[gate; up]` and computes silu(gate) * up), else the MLP `up` -> activation -> `down`.
+    private mutating func dinov3FeedForward(gate: String, up: String, down: String) throws(DinoModelError) -> FeedForwardWeights {
+        let (c, f, bias) = (configuration.hiddenSize, configuration.ffnHiddenSize, configuration.mlpBias)
+        guard configuration.useSwigluFFN else {
+            return .mlp(fc1: gemm(try linear(up, out: f, in: c, bias: bias)), fc2: gemm(try linear(down, out: c, in: f, bias: bias)))
+        }
+        let gateLayer = try linear(gate, out: f, in: c, bias: bias)
+        let upLayer = try linear(up, out: f, in: c, bias: bias)
+        return .swiglu(
+            weightsIn: gemm(LinearWeights(weight: gateLayer.weight + upLayer.weight,
+                                          bias: bias ? (gateLayer.bias ?? []) + (upLayer.bias ?? []) : nil, outFeatures: 2 * f, inFeatures: c)),
+            weightsOut: gemm(try linear(down, out: c, in: f, bias: bias)))
+    }
+
     // MARK: - HF transformers
 
     private mutating func loadHuggingFace() throws(DinoModelError) -> ModelWeights {
@@ -255,10 +281,7 @@ struct CheckpointLoader {
             let feedForward = try feedForward(swiglu: (layer + "mlp.weights_in", layer + "mlp.weights_out"), mlp: layer + "mlp")
             blocks.append(BlockWeights(
                 norm1: try layerNorm(layer + "norm1"),
-                qkv: gemm(LinearWeights(
-                    weight: q.weight + k.weight + v.weight,
-                    bias: configuration.qkvBias ? (q.bias ?? []) + (k.bias ?? []) + (v.bias ?? []) : nil,
-                    outFeatures: 3 * c, inFeatures: c)),
+                qkv: fusedQKV(q, k, v),
                 projection: gemm(try linear(layer + "attention.output.dense", out: c, in: c)),
                 layerScale1: try take(layer + "layer_scale1.lambda1", [c]),
                 norm2: try layerNorm(layer + "norm2"),
@@ -290,35 +313,17 @@ struct CheckpointLoader {
     /// `mlp.{up,down}_proj` (plus `gate_proj` when gated), `norm`; no position embeddings.
     private mutating func loadDINOv3HuggingFace() throws(DinoModelError) -> ModelWeights {
         let cfg = configuration
-        let (c, f, r) = (cfg.hiddenSize, cfg.ffnHiddenSize, cfg.numRegisterTokens)
+        let (c, r) = (cfg.hiddenSize, cfg.numRegisterTokens)
         var blocks: [BlockWeights] = []
         for i in 0..<cfg.numHiddenLayers {
             let layer = "layer.\(i)."
             let q = try linear(layer + "attention.q_proj", out: c, in: c, bias: cfg.queryBias)
             let k = try linear(layer + "attention.k_proj", out: c, in: c, bias: cfg.keyBias)
             let v = try linear(layer + "attention.v_proj", out: c, in: c, bias: cfg.valueBias)
-            // One fused projection; a missing bias is zeros, which adds nothing.
-            let anyBias = cfg.queryBias || cfg.keyBias || cfg.valueBias
-            let zeros = [Float](repeating: 0, count: c)
-            let feedForward: FeedForwardWeights
-            if cfg.useSwigluFFN {
-                // The fused kernel takes [gate; up] and computes silu(gate) * up.
-                let gate = try linear(layer + "mlp.gate_proj", out: f, in: c, bias: cfg.mlpBias)
-                let up = try linear(layer + "mlp.up_proj", out: f, in: c, bias: cfg.mlpBias)
-                feedForward = .swiglu(
-                    weightsIn: gemm(LinearWeights(weight: gate.weight + up.weight, bias: cfg.mlpBias ? (gate.bias ?? []) + (up.bias ?? []) : nil,
-                                                  outFeatures: 2 * f, inFeatures: c)),
-                    weightsOut: gemm(try linear(layer + "mlp.down_proj", out: c, in: f, bias: cfg.mlpBias)))
-            } else {
-                feedForward = .mlp(fc1: gemm(try linear(layer + "mlp.up_proj", out: f, in: c, bias: cfg.mlpBias)),
-                                   fc2: gemm(try linear(layer + "mlp.down_proj", out: c, in: f, bias: cfg.mlpBias)))
-            }
+            let feedForward = try dinov3FeedForward(gate: layer + "mlp.gate_proj", up: layer + "mlp.up_proj", down: layer + "mlp.down_proj")
             blocks.append(BlockWeights(
                 norm1: try layerNorm(layer + "norm1"),
-                qkv: gemm(LinearWeights(
-                    weight: q.weight + k.weight + v.weight,
-                    bias: anyBias ? (q.bias ?? zeros) + (k.bias ?? zeros) + (v.bias ?? zeros) : nil,
-                    outFeatures: 3 * c, inFeatures: c)),
+                qkv: fusedQKV(q, k, v),
                 projection: gemm(try linear(layer + "attention.o_proj", out: c, in: c, bias: cfg.projBias)),
                 layerScale1: try take(layer + "layer_scale1.lambda1", [c]),
                 norm2: try layerNorm(layer + "norm2"),
@@ -348,27 +353,17 @@ struct CheckpointLoader {
     /// `attn.v_bias`, `mlp.fc1_g,fc1_x,fc2`, `reg_token`). Both fuse q/k/v; neither has position embeddings.
     private mutating func loadDINOv3Original(naming: CheckpointNaming) throws(DinoModelError) -> ModelWeights {
         let cfg = configuration
-        let (c, f, r) = (cfg.hiddenSize, cfg.ffnHiddenSize, cfg.numRegisterTokens)
+        let (c, r) = (cfg.hiddenSize, cfg.numRegisterTokens)
         let meta = naming == .meta
         try expectDINOv3BiasFlags(naming: naming)
         if meta { try checkRopePeriods() }
         var blocks: [BlockWeights] = []
         for i in 0..<cfg.numHiddenLayers {
             let block = "blocks.\(i)."
-            let feedForward: FeedForwardWeights
-            if cfg.useSwigluFFN {
-                // Meta's SwiGLUFFN and timm's SwiGLU both compute silu(gate) * up; the kernel takes [gate; up].
-                let (gateName, upName, downName) = meta ? ("mlp.w1", "mlp.w2", "mlp.w3") : ("mlp.fc1_g", "mlp.fc1_x", "mlp.fc2")
-                let gate = try linear(block + gateName, out: f, in: c, bias: cfg.mlpBias)
-                let up = try linear(block + upName, out: f, in: c, bias: cfg.mlpBias)
-                feedForward = .swiglu(
-                    weightsIn: gemm(LinearWeights(weight: gate.weight + up.weight, bias: cfg.mlpBias ? (gate.bias ?? []) + (up.bias ?? []) : nil,
-                                                  outFeatures: 2 * f, inFeatures: c)),
-                    weightsOut: gemm(try linear(block + downName, out: c, in: f, bias: cfg.mlpBias)))
-            } else {
-                feedForward = .mlp(fc1: gemm(try linear(block + "mlp.fc1", out: f, in: c, bias: cfg.mlpBias)),
-                                   fc2: gemm(try linear(block + "mlp.fc2", out: c, in: f, bias: cfg.mlpBias)))
-            }
+            // Meta's SwiGLUFFN and timm's SwiGLU both compute silu(gate) * up; the MLP is fc1 / fc2 in both.
+            let (gate, up, down) = !cfg.useSwigluFFN ? ("", "mlp.fc1", "mlp.fc2")
+                : meta ? ("mlp.w1", "mlp.w2", "mlp.w3") : ("mlp.fc1_g", "mlp.fc1_x", "mlp.fc2")
+            let feedForward = try dinov3FeedForward(gate: block + gate, up: block + up, down: block + down)
             let scales = meta ? ("ls1.gamma", "ls2.gamma") : ("gamma_1", "gamma_2")
             blocks.append(BlockWeights(
                 norm1: try layerNorm(block + "norm1"),

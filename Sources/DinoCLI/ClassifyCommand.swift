@@ -38,9 +38,7 @@ struct ClassifyCommand: ParsableCommand {
         guard let labels = vit.classLabels else {
             throw ValidationError("\(modelOptions.model) has no classifier; classify needs a *ForImageClassification checkpoint")
         }
-        let url = folder.appendingPathComponent("preprocessor_config.json")
-        let fallback: Preprocessing = .classification(FileManager.default.fileExists(atPath: url.path) ? try ProcessorConfig.load(from: url) : .dinov2)
-        let preset = try preprocess.preset(modelFolder: folder, fallback: fallback)
+        let preset = try preprocess.userPreset(modelFolder: folder) ?? PreprocessOptions.modelProcessor(modelFolder: folder)
         var runner = ImageRunner(inputs: images, preparation: preset, patchSize: vit.configuration.patchSize, label: "classify", outputs: nil)
         let earlier = try report.earlierRecords(resume: images.resume)
         runner.reported = Set(earlier.compactMap { $0["image"]?.stringValue })

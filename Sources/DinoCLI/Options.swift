@@ -3,7 +3,6 @@ import DinoCompute
 import DinoHub
 import DinoImage
 import DinoModel
-import DinoTensor
 import Foundation
 
 /// `--threads`, `--max-tokens` and `--precision`: how every command that loads a model runs it.
@@ -136,20 +135,18 @@ struct PreprocessOptions: ParsableArguments {
         try userPreset(modelFolder: modelFolder) ?? fallback
     }
 
+    /// The model's own HF processor: its folder's `preprocessor_config.json`, else the one its
+    /// family was released with (DINOv3's for a `dinov3_vit` config, DINOv2's otherwise).
+    static func modelProcessor(modelFolder: URL) throws -> Preprocessing {
+        let url = modelFolder.appendingPathComponent("preprocessor_config.json")
+        if FileManager.default.fileExists(atPath: url.path) { return try Preprocessing.modelProcessor(at: url) }
+        let configuration = try? DinoConfiguration.load(from: modelFolder.appendingPathComponent("config.json"))
+        return configuration?.isDINOv3 == true ? .dinov3(.lvd1689m) : .classification(.dinov2)
+    }
+
     /// The preset the user chose, nil when no option was given.
     func userPreset(modelFolder: URL) throws -> Preprocessing? {
-        if classification {
-            let url = modelFolder.appendingPathComponent("preprocessor_config.json")
-            if FileManager.default.fileExists(atPath: url.path) {
-                if DINOv3Processor.describes(try JSONValue.parse(try InputFile.contents(of: url))) {
-                    return .dinov3(try DINOv3Processor.load(from: url))
-                }
-                return .classification(try ProcessorConfig.load(from: url))
-            }
-            // Without the file, the processor the model family was released with.
-            let configuration = try? DinoConfiguration.load(from: modelFolder.appendingPathComponent("config.json"))
-            return configuration?.isDINOv3 == true ? .dinov3(.lvd1689m) : .classification(.dinov2)
-        }
+        if classification { return try Self.modelProcessor(modelFolder: modelFolder) }
         if let size, let (h, w) = parseSize(size) { return .size(height: h, width: w) }
         if let resize { return pad ? .resizeAndPad(shortSide: resize) : .resize(shortSide: resize) }
         if pad { return .pad }

@@ -35,9 +35,12 @@ public struct DINOv3Processor: Sendable, Equatable {
 
     /// Reads a DINOv3 `preprocessor_config.json`; settings this processor does not have are errors.
     public static func load(from url: URL) throws(ImageError) -> DINOv3Processor {
-        func bad(_ reason: String) -> ImageError { .invalidProcessorConfig(path: url.path, reason: reason) }
-        let json: JSONValue
-        do { json = try JSONValue.parse(try InputFile.contents(of: url)) } catch { throw bad("cannot read: \(error)") }
+        try DINOv3Processor(file: ProcessorFile(url))
+    }
+
+    /// The settings of a DINOv3 `preprocessor_config.json` already read.
+    init(file: ProcessorFile) throws(ImageError) {
+        let (json, bad) = (file.json, file.bad)
         var processor = DINOv3Processor.lvd1689m
         for key in ["do_resize", "do_rescale", "do_normalize"] where json[key] != nil && json[key] != .bool(true) {
             throw bad("'\(key)' other than true is not supported")
@@ -54,18 +57,12 @@ public struct DINOv3Processor: Sendable, Equatable {
             }
             (processor.height, processor.width) = (h, w)
         }
-        func floats(_ key: String) throws(ImageError) -> [Float]? {
-            guard let value = json[key] else { return nil }
-            guard let items = value.arrayValue, items.count == 3 else { throw bad("'\(key)' must hold 3 numbers") }
-            var out: [Float] = []
-            for item in items {
-                guard let d = item.doubleValue, d.isFinite else { throw bad("'\(key)' must hold 3 numbers") }
-                out.append(Float(d))
-            }
-            return out
+        if let mean = try file.floats("image_mean") {
+            guard mean.allSatisfy(\.isFinite) else { throw bad("'image_mean' must hold 3 numbers") }
+            processor.normalization.mean = mean
         }
-        if let mean = try floats("image_mean") { processor.normalization.mean = mean }
-        if let std = try floats("image_std") {
+        if let std = try file.floats("image_std") {
+            guard std.allSatisfy(\.isFinite) else { throw bad("'image_std' must hold 3 numbers") }
             guard std.allSatisfy({ $0 > 0 }) else { throw bad("'image_std' must be positive") }
             processor.normalization.std = std
         }
@@ -73,7 +70,7 @@ public struct DINOv3Processor: Sendable, Equatable {
             guard let value = factor.doubleValue, value > 0, value.isFinite else { throw bad("'rescale_factor' must be a positive number") }
             processor.rescaleFactor = Float(value)
         }
-        return processor
+        self = processor
     }
 
     /// `image` as normalised pixels `[3, height, width]`.

@@ -35,37 +35,26 @@ public struct ProcessorConfig: Sendable, Equatable {
     /// Reads `preprocessor_config.json`; only the bicubic `BitImageProcessor` / `Dinov2`-style
     /// settings are supported, anything else is an error that says what differs.
     public static func load(from url: URL) throws(ImageError) -> ProcessorConfig {
-        let data: Data
-        do { data = try InputFile.contents(of: url) } catch { throw .invalidProcessorConfig(path: url.path, reason: error.detail) }
-        let json: JSONValue
-        do {
-            json = try JSONValue.parse(data)
-        } catch {
-            throw .invalidProcessorConfig(path: url.path, reason: "cannot read: \(error)")
-        }
-        func bad(_ reason: String) -> ImageError { .invalidProcessorConfig(path: url.path, reason: reason) }
+        try ProcessorConfig(file: ProcessorFile(url))
+    }
+}
+
+extension ProcessorConfig {
+    /// The settings of a `preprocessor_config.json` already read.
+    init(file: ProcessorFile) throws(ImageError) {
+        let (json, bad) = (file.json, file.bad)
         var config = ProcessorConfig.dinov2
         func bool(_ key: String, _ current: Bool) throws(ImageError) -> Bool {
             guard let value = json[key] else { return current }
             guard case .bool(let b) = value else { throw bad("'\(key)' must be true or false") }
             return b
         }
-        func floats(_ key: String, _ current: [Float]) throws(ImageError) -> [Float] {
-            guard let value = json[key] else { return current }
-            guard let items = value.arrayValue, items.count == 3 else { throw bad("'\(key)' must hold 3 numbers") }
-            var out: [Float] = []
-            for item in items {
-                guard let d = item.doubleValue else { throw bad("'\(key)' must hold 3 numbers") }
-                out.append(Float(d))
-            }
-            return out
-        }
         config.doResize = try bool("do_resize", config.doResize)
         config.doCenterCrop = try bool("do_center_crop", config.doCenterCrop)
         config.doRescale = try bool("do_rescale", config.doRescale)
         config.doNormalize = try bool("do_normalize", config.doNormalize)
-        config.mean = try floats("image_mean", config.mean)
-        config.std = try floats("image_std", config.std)
+        config.mean = try file.floats("image_mean") ?? config.mean
+        config.std = try file.floats("image_std") ?? config.std
         guard config.std.allSatisfy({ $0 > 0 }) else { throw bad("'image_std' must be positive") }
         if let factor = json["rescale_factor"] {
             guard let value = factor.doubleValue, value > 0 else { throw bad("'rescale_factor' must be a positive number") }
@@ -89,7 +78,48 @@ public struct ProcessorConfig: Sendable, Equatable {
             config.cropHeight = h
             config.cropWidth = w
         }
-        return config
+        self = config
+    }
+}
+
+/// A `preprocessor_config.json`, read and parsed once, with the helpers both processors' readers use.
+struct ProcessorFile {
+    let json: JSONValue
+    let path: String
+
+    init(_ url: URL) throws(ImageError) {
+        path = url.path
+        let data: Data
+        do { data = try InputFile.contents(of: url) } catch { throw .invalidProcessorConfig(path: url.path, reason: error.detail) }
+        do {
+            json = try JSONValue.parse(data)
+        } catch {
+            throw .invalidProcessorConfig(path: url.path, reason: "cannot read: \(error)")
+        }
+    }
+
+    /// An error naming the file.
+    func bad(_ reason: String) -> ImageError { .invalidProcessorConfig(path: path, reason: reason) }
+
+    /// The 3 numbers under `key` (per-channel statistics), nil when absent.
+    func floats(_ key: String) throws(ImageError) -> [Float]? {
+        guard let value = json[key] else { return nil }
+        guard let items = value.arrayValue, items.count == 3 else { throw bad("'\(key)' must hold 3 numbers") }
+        var out: [Float] = []
+        for item in items {
+            guard let d = item.doubleValue else { throw bad("'\(key)' must hold 3 numbers") }
+            out.append(Float(d))
+        }
+        return out
+    }
+}
+
+extension Preprocessing {
+    /// The processor a model folder's `preprocessor_config.json` describes, read once: the DINOv3
+    /// processor when it names `DINOv3ViTImageProcessor`, else the DINOv2 classification one.
+    public static func modelProcessor(at url: URL) throws(ImageError) -> Preprocessing {
+        let file = try ProcessorFile(url)
+        return DINOv3Processor.describes(file.json) ? .dinov3(try DINOv3Processor(file: file)) : .classification(try ProcessorConfig(file: file))
     }
 }
 

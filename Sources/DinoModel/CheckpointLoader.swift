@@ -449,7 +449,7 @@ struct CheckpointLoader {
     private mutating func checkRopePeriods() throws(DinoModelError) {
         let key = "rope_embed.periods"
         guard has(key), let theta = configuration.ropeTheta else { return }
-        let headDim = configuration.hiddenSize / configuration.numAttentionHeads
+        let headDim = configuration.headDim
         let periods = try take(key, [headDim / 4])
         for (j, period) in periods.enumerated() {
             let expected = pow(theta, Double(4 * j) / Double(headDim))

@@ -62,9 +62,7 @@ extension VisionTransformer {
         }
         // DINOv2 adds learned positions; DINOv3 rotates queries and keys instead (no positions).
         let positions = cfg.isDINOv3 ? nil : try positionEmbeddings(height: layout.gridHeight, width: layout.gridWidth)
-        let rotary = cfg.ropeTheta.map {
-            RotaryPositions(theta: $0, headDim: cfg.headDim, gridHeight: layout.gridHeight, gridWidth: layout.gridWidth)
-        }
+        let rotary = rotaryPositions(height: layout.gridHeight, width: layout.gridWidth)
         let captureStages = request.stages.union(request.normalizedStages).union(request.logits ? [cfg.numHiddenLayers] : [])
 
         let workspace = takeWorkspace(Workspace.Shape(
@@ -108,7 +106,7 @@ extension VisionTransformer {
         }
         if captureStages.contains(0) { encoded.stages[0] = copy(x, width: c) }
 
-        let pass = BlockPass(model: self, workspace: workspace, rows: rows, threads: threads, rotary: rotary, layout: layout,
+        let pass = BlockPass(model: self, workspace: workspace, rows: rows, threads: threads, rotary: rotary,
                              attention: AttentionKernel(batch: b, tokens: n, heads: cfg.numAttentionHeads, headDim: cfg.headDim, threads: threads,
                                                         dotProducts: bf16Products == .dotProducts))
         for index in 0..<request.blocksToRun(layers: cfg.numHiddenLayers) {
@@ -132,7 +130,6 @@ struct BlockPass {
     let threads: Int
     /// DINOv3's rotation of the patch tokens' queries and keys, nil for DINOv2.
     let rotary: RotaryPositions?
-    let layout: TokenLayout
     let attention: AttentionKernel
 
     /// Runs `block` on `workspace.x` in place; `projected` runs once the fused query/key/value
@@ -145,7 +142,7 @@ struct BlockPass {
         // x = x + ls1 * proj(attention(norm1(x)))
         ops.layerNorm(x, into: ws.normed, block.norm1, rows: rows, columns: c, eps: eps)
         block.qkv.apply(ws.normed, rows: rows, into: ws.qkv, threads: threads)
-        rotary?.rotate(qkv: ws.qkv, batch: layout.batch, tokens: layout.tokens, prefix: layout.prefix, heads: model.configuration.numAttentionHeads)
+        rotary?.rotate(qkv: ws.qkv, batch: attention.batch, tokens: attention.tokens, heads: attention.heads)
         projected()
         var kept: [Float]?
         if keepingAttention {

@@ -26,20 +26,24 @@ public struct RotaryPositions: Sendable, Equatable {
         // inv_freq = 1 / theta ** arange(0, 1, 4 / D), in float32.
         let step = Float(4) / Float(headDim)
         let inverseFrequencies = (0..<quarter).map { j in 1 / powf(Float(theta), Float(j) * step) }
-        // Patch centres in [-1, 1]: 2 * (i + 0.5) / n - 1.
-        func centre(_ i: Int, _ n: Int) -> Float { 2 * ((Float(i) + 0.5) / Float(n)) - 1 }
+        // Per axis position i of n: the angles 2 pi * centre * inv_freq, centre = 2 * (i + 0.5) / n - 1.
         let twoPi = Float(2 * Double.pi)
+        func angles(_ n: Int) -> [[Float]] {
+            (0..<n).map { i in
+                let scaled = twoPi * (2 * ((Float(i) + 0.5) / Float(n)) - 1)
+                return inverseFrequencies.map { scaled * $0 }
+            }
+        }
+        let (rows, columns) = (angles(gridHeight), angles(gridWidth))
         var cos = [Float](repeating: 0, count: gridHeight * gridWidth * headDim)
         var sin = cos
         for row in 0..<gridHeight {
             for column in 0..<gridWidth {
                 let base = (row * gridWidth + column) * headDim
-                for (axis, coordinate) in [centre(row, gridHeight), centre(column, gridWidth)].enumerated() {
-                    let scaled = twoPi * coordinate
-                    for j in 0..<quarter {
-                        let angle = scaled * inverseFrequencies[j]
+                // [row angles, column angles], then angles.tile(2): the D / 2 angles twice.
+                for (axis, axisAngles) in [rows[row], columns[column]].enumerated() {
+                    for (j, angle) in axisAngles.enumerated() {
                         let (c, s) = (cosf(angle), sinf(angle))
-                        // angles.tile(2): the D / 2 angles twice.
                         for copy in 0..<2 {
                             let index = base + copy * (headDim / 2) + axis * quarter + j
                             cos[index] = c
@@ -54,15 +58,17 @@ public struct RotaryPositions: Sendable, Equatable {
     }
 
     /// Rotates the queries and keys of the patch tokens in `qkv` `[B * N, 3C]` (query columns
-    /// `0..<C`, key columns `C..<2C`, heads of `D` channels side by side) in place:
+    /// `0..<C`, key columns `C..<2C`, heads of `D` channels side by side; `tokens` per image, the
+    /// patches last) in place:
     /// `x * cos + rotate_half(x) * sin`, with `rotate_half([a, b]) = [-b, a]` per head.
-    func rotate(qkv: UnsafeMutablePointer<Float>, batch: Int, tokens: Int, prefix: Int, heads: Int) {
+    func rotate(qkv: UnsafeMutablePointer<Float>, batch: Int, tokens: Int, heads: Int) {
         let (d, half, c) = (headDim, headDim / 2, heads * headDim)
-        precondition(tokens - prefix == gridHeight * gridWidth, "the token count does not match the grid")
+        // CLS and the registers come first and are not rotated.
+        let prefix = tokens - gridHeight * gridWidth
+        precondition(prefix >= 1, "the token count does not match the grid")
         cos.withUnsafeBufferPointer { cosTable in
             sin.withUnsafeBufferPointer { sinTable in
                 guard let cosBase = cosTable.baseAddress, let sinBase = sinTable.baseAddress else { return }
-                var rotated = [Float](repeating: 0, count: d)
                 for image in 0..<batch {
                     for patch in 0..<(tokens - prefix) {
                         let row = qkv + ((image * tokens + prefix + patch) * 3 * c)
@@ -70,11 +76,12 @@ public struct RotaryPositions: Sendable, Equatable {
                         for part in 0..<2 {  // queries, then keys
                             for head in 0..<heads {
                                 let x = row + part * c + head * d
+                                // Each pair (i, i + D/2) depends only on itself, so it is rotated in place.
                                 for i in 0..<half {
-                                    rotated[i] = x[i] * cosRow[i] + (-x[i + half]) * sinRow[i]
-                                    rotated[i + half] = x[i + half] * cosRow[i + half] + x[i] * sinRow[i + half]
+                                    let (a, b) = (x[i], x[i + half])
+                                    x[i] = a * cosRow[i] + (-b) * sinRow[i]
+                                    x[i + half] = b * cosRow[i + half] + a * sinRow[i + half]
                                 }
-                                for i in 0..<d { x[i] = rotated[i] }
                             }
                         }
                     }

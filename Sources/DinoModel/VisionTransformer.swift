@@ -24,6 +24,7 @@ public final class VisionTransformer: Sendable {
     let weights: ModelWeights
     let activation: dino_activation
     private let positionCache = Mutex<[GridSize: [Float]]>([:])
+    private let rotaryCache = Mutex<[GridSize: RotaryPositions]>([:])
     /// The activation buffers of the last forward pass, for the next one of the same shape.
     let workspaceCache = Mutex<Workspace?>(nil)
 
@@ -154,6 +155,20 @@ public final class VisionTransformer: Sendable {
     }
 
     // MARK: - Position embeddings
+
+    /// DINOv3's rotary tables for a `height x width` patch grid (nil for DINOv2), kept per grid
+    /// as the interpolated position embeddings are.
+    func rotaryPositions(height: Int, width: Int) -> RotaryPositions? {
+        guard let theta = configuration.ropeTheta else { return nil }
+        let key = GridSize(height: height, width: width)
+        if let cached = rotaryCache.withLock({ $0[key] }) { return cached }
+        let tables = RotaryPositions(theta: theta, headDim: configuration.headDim, gridHeight: height, gridWidth: width)
+        rotaryCache.withLock { cache in
+            if cache.count >= 16 { cache.removeAll() }
+            cache[key] = tables
+        }
+        return tables
+    }
 
     /// Position embeddings for a `height x width` patch grid, `[1 + height * width, C]`.
     func positionEmbeddings(height: Int, width: Int) throws(DinoModelError) -> [Float] {

@@ -76,10 +76,8 @@ public struct DINOv3Processor: Sendable, Equatable {
     /// `image` as normalised pixels `[3, height, width]`.
     public func prepare(_ image: RGBImage) -> PreparedImage {
         let (w, h) = (image.width, image.height)
-        var planes = [Float](repeating: 0, count: 3 * w * h)
-        for c in 0..<3 {
-            for i in 0..<(w * h) { planes[c * w * h + i] = Float(image.pixels[i * 3 + c]) * rescaleFactor }
-        }
+        // Rescaled planes only: the statistics apply after the resize, as the reference orders it.
+        let planes = Preprocessing.normalize(image, ImageNormalization(mean: [0, 0, 0], std: [1, 1, 1]), rescale: rescaleFactor).scalars
         // ref: torch's separable antialiased upsampling: the width pass first, then the height.
         let across = Self.resample(planes, planes: 3 * h, length: w, stride: 1, step: w, to: width)
         var resized = Self.resample(across, planes: 3, length: h, stride: width, step: h * width, to: height, columns: width)

@@ -143,9 +143,10 @@ struct CheckpointLoader {
         }
     }
 
-    /// Throws unless `prefix + name` is present with one of `shapes` (read from the header only).
-    private func expectShape(_ name: String, _ shapes: [[Int]]) throws(DinoModelError) {
-        let key = prefix + name
+    /// Throws unless `prefix + name` (`name` when `absolute`) is present with one of `shapes`
+    /// (read from the header only).
+    private func expectShape(_ name: String, _ shapes: [[Int]], absolute: Bool = false) throws(DinoModelError) {
+        let key = absolute ? name : prefix + name
         guard names.contains(key) else { throw .missingTensor(key: key, file: location(key)) }
         let actual: [Int]
         do { actual = try source.shape(of: key) } catch { throw .tensorFile(error) }
@@ -159,18 +160,7 @@ struct CheckpointLoader {
     /// Reads `prefix + name`, checks its shape and marks it used.
     private mutating func take(_ name: String, _ shape: [Int], absolute: Bool = false) throws(DinoModelError) -> [Float] {
         let key = absolute ? name : prefix + name
-        guard names.contains(key) else {
-            throw .missingTensor(key: key, file: location(key))
-        }
-        let actual: [Int]
-        do {
-            actual = try source.shape(of: key)
-        } catch {
-            throw .tensorFile(error)
-        }
-        guard actual == shape else {
-            throw .shapeMismatch(key: key, file: location(key), expected: shape, actual: actual)
-        }
+        try expectShape(name, [shape], absolute: absolute)
         used.insert(key)
         do {
             return try source.tensor(key).scalars

@@ -86,7 +86,7 @@ extension DinoConfiguration {
     }
 
     /// The number of blocks, checking that `blocks.<i>.` runs over `0..<count`.
-    private static func blockCount(_ names: [String], prefix: String, file: String) throws(DinoModelError) -> Int {
+    static func blockCount(_ names: [String], prefix: String, file: String) throws(DinoModelError) -> Int {
         let blockPrefix = prefix + "blocks."
         var indices = Set<Int>()
         for name in names where name.hasPrefix(blockPrefix) {

@@ -37,13 +37,7 @@ extension DinoConfiguration {
         let cls = try reader.required("cls_token")
         guard cls == [1, 1, c] else { throw .shapeMismatch(key: prefix + "cls_token", file: file, expected: [1, 1, c], actual: cls) }
 
-        let blockPrefix = prefix + "blocks."
-        let blocks = Set(names.compactMap { name in
-            name.hasPrefix(blockPrefix) ? Int(name.dropFirst(blockPrefix.count).prefix { $0 != "." }) : nil
-        })
-        guard !blocks.isEmpty, blocks == Set(0..<blocks.count) else {
-            throw reader.invalid("num_hidden_layers", blocks.isEmpty ? "no '\(blockPrefix)<i>.' tensors" : "block indices \(blocks.sorted()) are not 0..<\(blocks.count)")
-        }
+        let layers = try blockCount(names, prefix: prefix, file: file)
 
         let periodsKey = prefix + "rope_embed.periods"
         let periodsShape = try reader.required("rope_embed.periods")
@@ -84,7 +78,7 @@ extension DinoConfiguration {
 
         let configuration = DinoConfiguration(modelType: "dinov3_vit") { config in
             config.hiddenSize = c
-            config.numHiddenLayers = blocks.count
+            config.numHiddenLayers = layers
             config.numAttentionHeads = c / headDim
             config.patchSize = patch[2]
             config.numChannels = patch[1]

@@ -44,10 +44,10 @@ static int detect_features(void) {
     if (!cpuid(7, 0, r7)) return features;
     int fma = r1[2] >> 12 & 1, avx2 = r7[1] >> 5 & 1;
     // XCR0 bits 1-2: SSE and AVX state; 5-7: opmask, ZMM_Hi256, Hi16_ZMM.
-    if (fma && avx2 && (xcr0 & 0x6) == 0x6 && dino_avx2_compiled()) features |= FEATURE_AVX2;
+    if (fma && avx2 && (xcr0 & 0x6) == 0x6) features |= FEATURE_AVX2;
     int avx512f = r7[1] >> 16 & 1, dq = r7[1] >> 17 & 1, bw = r7[1] >> 30 & 1, vl = r7[1] >> 31 & 1;
     int zmm_saved = (xcr0 & 0xE6) == 0xE6;
-    if ((features & FEATURE_AVX2) && avx512f && dq && bw && vl && zmm_saved && dino_avx512_compiled())
+    if ((features & FEATURE_AVX2) && avx512f && dq && bw && vl && zmm_saved)
         features |= FEATURE_AVX512;
     // AVX512_BF16 is CPUID.(7,1):EAX[5], present when (7,0):EAX >= 1.
     if (avx512f && zmm_saved && r7[0] >= 1 && cpuid(7, 1, r71) && (r71[0] >> 5 & 1)) features |= FEATURE_AVX512BF16;

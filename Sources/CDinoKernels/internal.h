@@ -22,8 +22,6 @@ void dino_gemm_packed_bf16_avx2(const float *x, size_t ldx, size_t M, size_t K, 
                                 size_t panel_stride, size_t N, const float *bias, float *out, size_t ldo,
                                 dino_gemm_epilogue mode, const float *gamma, dino_activation act);
 size_t dino_transpose_panel_avx2(const float *rows, size_t stride, size_t K, float *panel);
-/// 1 when the AVX2 kernels were compiled for this architecture.
-int dino_avx2_compiled(void);
 
 void dino_layernorm_avx512(const float *x, size_t ldx, float *y, size_t ldy, const float *gamma, const float *beta,
                            size_t R, size_t C, float eps);
@@ -50,8 +48,6 @@ size_t dino_transpose_panel_avx512(const float *rows, size_t stride, size_t K, f
 void dino_f16_to_f32_avx512(const uint16_t *src, float *dst, size_t N);
 void dino_bf16_to_f32_avx512(const uint16_t *src, float *dst, size_t N);
 void dino_f32_to_bf16_avx512(const float *src, uint16_t *dst, size_t N);
-/// 1 when the AVX-512 kernels were compiled for this architecture.
-int dino_avx512_compiled(void);
 
 /// dino_pack_strided with copies for the two strides attention uses (no vector transposes), and
 /// with the AVX2 or AVX-512 transposes of 16 rows for the keys.

@@ -18,10 +18,4 @@
 #define VFMSUB(a, b, c) _mm256_fmsub_ps(a, b, c)
 #include "kernels_simd.inc"
 
-int dino_avx2_compiled(void) { return 1; }
-
-#else
-
-int dino_avx2_compiled(void) { return 0; }
-
 #endif

@@ -86,10 +86,4 @@ DINO_AVX512 void dino_f16_to_f32_avx512(const uint16_t *src, float *dst, size_t 
     }
 }
 
-int dino_avx512_compiled(void) { return 1; }
-
-#else
-
-int dino_avx512_compiled(void) { return 0; }
-
 #endif

@@ -1,4 +1,5 @@
 import Crypto
+import DinoTensor
 import Foundation
 
 /// Streaming SHA-256 (swift-crypto) of byte buffers and files, spelled as 64 lowercase hex
@@ -21,9 +22,11 @@ public struct SHA256Hasher {
     /// previous attempt stopped), or all of it when `length` is nil; fails if the file is shorter.
     public mutating func update(contentsOf url: URL, length: Int64? = nil) throws(HubError) {
         guard length.map({ $0 > 0 }) ?? true else { return }
+        // Opened as every reader opens files (non-blocking, regular files only), so a FIFO in
+        // place of the file is refused here rather than by a check before each call.
         let handle: FileHandle
-        do { handle = try FileHandle(forReadingFrom: url) } catch {
-            throw .fileSystem(path: url.path, reason: "cannot read: \(error.localizedDescription)")
+        do { handle = FileHandle(fileDescriptor: try InputFile.openRegularFile(url).descriptor, closeOnDealloc: true) } catch {
+            throw .fileSystem(path: url.path, reason: "cannot read: \(error.detail)")
         }
         defer { try? handle.close() }
         var remaining = length ?? Int64.max

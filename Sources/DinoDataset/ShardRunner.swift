@@ -243,10 +243,8 @@ public final class ShardRunner {
         var kept: [UnitRecord] = []
         for record in existing.units {
             let url = try record.outputURL(manifest: manifestURL)
-            let attributes = try? FileManager.default.attributesOfItem(atPath: url.path)
-            let size = (attributes?[.size] as? NSNumber)?.intValue
-            // A FIFO in place of an output would block the digest.
-            if (try? InputFile.checkRegularFile(url)) != nil, size == record.bytes, (try? digest(url)) == record.sha256 {
+            // One stat gives the size and refuses a FIFO in place of an output, which would block the digest.
+            if let size = try? InputFile.checkRegularFile(url), size == record.bytes, (try? digest(url)) == record.sha256 {
                 kept.append(record)
             } else {
                 events(.warning("\(url.path): missing or changed since it was recorded; unit \(record.index) (\(record.source)) is redone"))

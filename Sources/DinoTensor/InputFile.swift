@@ -65,13 +65,15 @@ public enum InputFile {
     }
 
     /// Throws unless `url` is a regular file, judged by `stat` without opening it (for files
-    /// handed to code that opens them itself).
-    public static func checkRegularFile(_ url: URL) throws(TensorFileError) {
+    /// handed to code that opens them itself); returns its size in bytes.
+    @discardableResult
+    public static func checkRegularFile(_ url: URL) throws(TensorFileError) -> Int {
         var info = stat()
         guard stat(url.path, &info) == 0 else { throw .cannotOpen(path: url.path, reason: String(cString: strerror(errno))) }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
             throw .cannotOpen(path: url.path, reason: "\(kindName(info.st_mode)), not a regular file")
         }
+        return Int(info.st_size)
     }
 
     /// Whether `url` is a directory (following symbolic links).

@@ -29,20 +29,25 @@ public final class ShardedSafetensors: TensorSource {
         }
         var weightMap: [String: String] = [:]
         var order: [String] = []
+        // Each shard once, in order of first mention, with its path checked once.
         var shardNames: [String] = []
+        var shardURLs: [String: URL] = [:]
         let folder = url.deletingLastPathComponent()
         for (tensor, value) in map {
             guard let file = value.stringValue else {
                 throw .invalidHeader(path: path, reason: "weight_map entry for '\(tensor)' is not a file name")
             }
-            _ = try InputFile.confined(file, in: folder, source: path)
+            if shardURLs[file] == nil {
+                shardURLs[file] = try InputFile.confined(file, in: folder, source: path)
+                shardNames.append(file)
+            }
             weightMap[tensor] = file
             order.append(tensor)
-            if !shardNames.contains(file) { shardNames.append(file) }
         }
         var shards: [String: SafetensorsFile] = [:]
         for name in shardNames {
-            let shard = try SafetensorsFile(url: try InputFile.confined(name, in: folder, source: path))
+            guard let shardURL = shardURLs[name] else { continue }
+            let shard = try SafetensorsFile(url: shardURL)
             for tensor in shard.tensorNames {
                 guard let listed = weightMap[tensor] else {
                     throw .invalidHeader(path: shard.path, reason: "tensor '\(tensor)' is not listed in \(url.lastPathComponent)")

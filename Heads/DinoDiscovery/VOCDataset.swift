@@ -115,12 +115,10 @@ public enum VOCDataset {
 
 /// The non-empty lines of the UTF-8 text file at `url` (a split file or file list), trimmed.
 func lines(of url: URL, what: String) throws(DiscoveryError) -> [String] {
-    let data: Data
-    do { data = try InputFile.contents(of: url) } catch { throw .unreadableFile(path: url.path, reason: error.detail) }
-    guard let text = String(data: data, encoding: .utf8) else {
-        throw .unreadableFile(path: url.path, reason: "cannot read the \(what) as UTF-8 text")
-    }
-    return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    let lines: [String]?
+    do { lines = try InputFile.lines(of: url) } catch { throw .unreadableFile(path: url.path, reason: error.detail) }
+    guard let lines else { throw .unreadableFile(path: url.path, reason: "cannot read the \(what) as UTF-8 text") }
+    return lines
 }
 
 /// `entry`, a path a dataset list (`list`) gives relative to `root`, which must stay inside it.

@@ -67,10 +67,9 @@ public struct SegmentationDataset: Sendable {
         case .voc:
             let name = split ?? "train"
             let list = root.appendingPathComponent("ImageSets/Segmentation/\(name).txt")
-            guard let data = try? InputFile.contents(of: list), let text = String(data: data, encoding: .utf8) else {
+            guard let ids = try? InputFile.lines(of: list) else {
                 throw .invalidDataset(path: path, reason: "no split list ImageSets/Segmentation/\(name).txt")
             }
-            let ids = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             var found: [SegmentationSample] = []
             for id in ids {
                 let image: URL, mask: URL
@@ -144,12 +143,9 @@ public struct SegmentationDataset: Sendable {
 
     private static func classList(_ url: URL) throws(SegmentationError) -> [String]? {
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        let data: Data
-        do { data = try InputFile.contents(of: url) } catch { throw .invalidDataset(path: url.path, reason: error.detail) }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw .invalidDataset(path: url.path, reason: "the class list is not UTF-8 text")
-        }
-        let names = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let lines: [String]?
+        do { lines = try InputFile.lines(of: url) } catch { throw .invalidDataset(path: url.path, reason: error.detail) }
+        guard let names = lines else { throw .invalidDataset(path: url.path, reason: "the class list is not UTF-8 text") }
         guard !names.isEmpty, names.count <= 255 else {
             throw .invalidDataset(path: url.path, reason: "needs 1 to 255 class names, one per line; has \(names.count)")
         }

@@ -64,6 +64,14 @@ public enum InputFile {
         return data
     }
 
+    /// The non-empty lines of the text file at `url`, trimmed (split files, file and class
+    /// lists); nil when the file is not UTF-8 text.
+    public static func lines(of url: URL) throws(TensorFileError) -> [String]? {
+        let data = try contents(of: url)
+        guard let text = String(data: data, encoding: .utf8) else { return nil }
+        return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
     /// Throws unless `url` is a regular file, judged by `stat` without opening it (for files
     /// handed to code that opens them itself); returns its size in bytes.
     @discardableResult

@@ -84,6 +84,7 @@ struct BenchCommand: ParsableCommand {
             let pixels = ForwardBenchmark.input(channels: model.configuration.numChannels, batch: batch, height: height, width: width)
             comparison = try PrecisionComparison.compare(reference: reference, candidate: model, pixels: pixels)
         }
+        let machine = MachineReport.current
         if json {
             var fields = extra
             if let comparison {
@@ -92,7 +93,7 @@ struct BenchCommand: ParsableCommand {
                     fields["max_abs_error_\(key)"] = comparison.maximumError(prefix: prefix)
                 }
             }
-            var fragments = MachineReport.current.jsonFields
+            var fragments = machine.jsonFields
             fragments["precision"] = "\"\(model.precision.rawValue)\""
             if let products = model.bf16Products {
                 fragments["bf16_products"] = "\"\(products.rawValue)\""
@@ -106,7 +107,7 @@ struct BenchCommand: ParsableCommand {
             print(String(format: "%@ %dx%d, batch %d, %d threads: median %.2f ms, min %.2f ms, %.1f GFLOP/s, %.1f images/s, peak RSS %.1f MB",
                          modelOptions.model, height, width, batch, ComputeThreads.current, result.median, result.minimum,
                          result.gflops, Double(batch) * 1000 / max(result.median, 1e-9), result.peakResidentMegabytes))
-            print("CPU: " + MachineReport.current.summary)
+            print("CPU: " + machine.summary)
             if let split = extra["gemm_gflops"], let native = extra["gemm_gflops_openblas"] {
                 let packed = extra["gemm_gflops_packed"]
                 let best = max(split, native, packed ?? 0)
@@ -114,9 +115,8 @@ struct BenchCommand: ParsableCommand {
                              extra["gemm_m"] ?? 0, extra["gemm_n"] ?? 0, extra["gemm_k"] ?? 0, split, native,
                              packed.map { String(format: ", %.1f packed kernel", $0) } ?? "", 100 * result.gflops / best))
                 if let peak = extra["fma_peak_gflops"] {
-                    let isa = MachineReport.current.isa.uppercased().replacingOccurrences(of: "AVX512", with: "AVX-512")
                     print(String(format: "FMA peak (independent %@ FMAs, no loads, %d threads): %.1f GFLOP/s; the forward reaches %.0f%%, the best GEMM %.0f%%",
-                                 isa, ComputeThreads.current, peak, 100 * result.gflops / peak, 100 * best / peak))
+                                 machine.isaDisplayName, ComputeThreads.current, peak, 100 * result.gflops / peak, 100 * best / peak))
                 }
                 if let avx2 = extra["fma_peak_gflops_avx2"] {
                     print(String(format: "FMA peak of AVX2 FMAs on the same threads: %.1f GFLOP/s", avx2))

@@ -187,6 +187,9 @@ public struct MachineReport: Sendable, Equatable {
                              hasAVX512BF16: dino_kernels_cpu_has_avx512bf16() != 0, hasAMX: dino_kernels_cpu_has_amx() != 0)
     }
 
+    /// The kernel set as people write it: `AVX2`, `AVX-512`, `PORTABLE`.
+    public var isaDisplayName: String { isa.uppercased().replacingOccurrences(of: "AVX512", with: "AVX-512") }
+
     /// One line for people: the CPU, the kernels, and the extensions that matter here.
     public var summary: String {
         let cpu = cpuName.isEmpty ? "unknown CPU" : cpuName

@@ -103,7 +103,7 @@ public struct DepthAnythingConfiguration: Decodable, Sendable, Equatable {
 
     /// The largest `reassemble_factors` entry (and the inverse of the smallest) accepted; the
     /// released models use 4, 2, 1 and 1/2.
-    public static let maximumReassembleFactor = 64.0
+    static let maximumReassembleFactor = 64.0
 
     /// Checks that the values describe a model that can be built.
     public func validate(path: String) throws(DepthError) {

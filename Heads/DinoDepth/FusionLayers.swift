@@ -43,10 +43,9 @@ enum Resampling: Sendable {
     /// Reads the resampling of `factor` from `<name>.weight` / `<name>.bias` (none for x1).
     static func load(_ weights: inout HeadWeights<DepthError>, _ name: String, channels: Int, factor: Double) throws(DepthError) -> Resampling {
         if factor == 1 { return .identity }
+        // Factors are integers or 1/integers: DepthAnythingConfiguration.validate checks the
+        // configured ones, and the DPT head's are constants.
         if factor > 1 {
-            guard factor == factor.rounded() else {
-                throw .invalidConfiguration(path: weights.file, field: "reassemble_factors", reason: "\(factor) is not an integer")
-            }
             return .up(try weights.convTranspose(name, channels: channels, kernel: Int(factor), stride: Int(factor)))
         }
         // ref: HF DepthAnythingReassembleLayer: stride int(1 / factor), kernel 3, padding 1.

@@ -66,30 +66,8 @@ struct CheckpointLoader {
 
     private mutating func detectNaming() throws(DinoModelError) -> CheckpointNaming {
         let ordered = source.tensorNames
-        if configuration.isDINOv3 {
-            let anchor = Self.dinov3PatchEmbedding
-            let originalAnchor = "patch_embed.proj.weight"
-            let found = ordered.filter { $0 == anchor || $0.hasSuffix("." + anchor) }
-            let original = ordered.filter { $0 == originalAnchor || $0.hasSuffix("." + originalAnchor) }
-            guard found.count + original.count == 1, let name = (found + original).first else {
-                let file = source.location(of: ordered.first ?? "")
-                let sample = ordered.prefix(5).joined(separator: ", ")
-                throw .unknownNaming(file: file, reason: found.isEmpty && original.isEmpty
-                    ? "a dinov3_vit configuration, but no '\(anchor)' (HF DINOv3) or '\(originalAnchor)' (Meta/timm) tensor; first keys: \(sample)"
-                    : "several patch embeddings: \((found + original).joined(separator: ", "))")
-            }
-            if found.count == 1 {
-                prefix = String(name.dropLast(anchor.count))
-                return .huggingFace
-            }
-            prefix = String(name.dropLast(originalAnchor.count))
-            // timm's Eva renames the registers and layer scales and keeps no buffers; Meta's model
-            // always carries the mask token and the RoPE periods.
-            if ["reg_token", "blocks.0.gamma_1", "blocks.0.attn.q_bias"].contains(where: { has($0) }) { return .timm }
-            if ["storage_tokens", "mask_token", "rope_embed.periods", "blocks.0.ls1.gamma"].contains(where: { has($0) }) { return .meta }
-            return .timm
-        }
-        let hfAnchor = "embeddings.patch_embeddings.projection.weight"
+        // The two families' HF checkpoints differ in where the patch convolution sits.
+        let hfAnchor = configuration.isDINOv3 ? Self.dinov3PatchEmbedding : "embeddings.patch_embeddings.projection.weight"
         let originalAnchor = "patch_embed.proj.weight"
         let hf = ordered.filter { $0 == hfAnchor || $0.hasSuffix("." + hfAnchor) }
         let original = ordered.filter { $0 == originalAnchor || $0.hasSuffix("." + originalAnchor) }
@@ -103,13 +81,21 @@ struct CheckpointLoader {
         }
         if let anchor = original.first {
             prefix = String(anchor.dropLast(originalAnchor.count))
+            if configuration.isDINOv3 {
+                // timm's Eva renames the registers and layer scales and keeps no buffers; Meta's model
+                // always carries the mask token and the RoPE periods.
+                if ["reg_token", "blocks.0.gamma_1", "blocks.0.attn.q_bias"].contains(where: { has($0) }) { return .timm }
+                if ["storage_tokens", "mask_token", "rope_embed.periods", "blocks.0.ls1.gamma"].contains(where: { has($0) }) { return .meta }
+                return .timm
+            }
             if names.contains(prefix + "reg_token") { return .timm }
             if names.contains(prefix + "register_tokens") || names.contains(prefix + "mask_token") { return .meta }
             // Without registers timm and Meta differ only by the mask token; both keep the CLS row.
             return .timm
         }
         let sample = ordered.prefix(5).joined(separator: ", ")
-        throw .unknownNaming(file: file, reason: "no '\(hfAnchor)' (HF) or '\(originalAnchor)' (Meta/timm) tensor; first keys: \(sample)")
+        let family = configuration.isDINOv3 ? "a dinov3_vit configuration, but no '\(hfAnchor)' (HF DINOv3)" : "no '\(hfAnchor)' (HF)"
+        throw .unknownNaming(file: file, reason: "\(family) or '\(originalAnchor)' (Meta/timm) tensor; first keys: \(sample)")
     }
 
     /// Compares the configuration's sizes with the checkpoint's before any tensor is read, so a

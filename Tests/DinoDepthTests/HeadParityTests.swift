@@ -23,14 +23,7 @@ struct HeadParityTests {
     @Test("head output and clamped, resized depth match", arguments: heads, ["square", "wide"])
     func parity(head: String, size: String) throws {
         let depther = try Self.depther(head)
-        let pixels = try Fixtures.reference("\(size).pixels")
-        expectClose(try depther.headOutput(pixels), try Fixtures.reference("\(head).\(size).head"), "\(head) \(size) head output")
-        // encode_decode: the clamp, then bilinear to the input size.
-        let prediction = try depther.predict(pixels)
-        let expected = try Fixtures.reference("\(head).\(size).depth")
-        let (b, h, w) = (pixels.shape[0], pixels.shape[2], pixels.shape[3])
-        let maps = (0..<b).flatMap { DepthMap(prediction: prediction[$0], width: w, height: h, upsampling: depther.upsampling).values }
-        expectClose(Tensor(shape: [b, 1, h, w], scalars: maps), expected, "\(head) \(size) depth at the input size")
+        try expectMatchesReference(depther, head: head, size: size)
     }
 
     @Test("kinds, blocks and ranges come from the head files")
@@ -86,14 +79,7 @@ struct DINOv3HeadParityTests {
     func parity(head: String, size: String) throws {
         let depther = try Self.depther(head)
         #expect(depther.model.configuration.isDINOv3)
-        let pixels = try Fixtures.reference("\(size).pixels", in: "dinov3_heads.safetensors")
-        expectClose(try depther.headOutput(pixels), try Fixtures.reference("\(head).\(size).head", in: "dinov3_heads.safetensors"),
-                    "dinov3 \(head) \(size) head output")
-        let prediction = try depther.predict(pixels)
-        let expected = try Fixtures.reference("\(head).\(size).depth", in: "dinov3_heads.safetensors")
-        let (b, h, w) = (pixels.shape[0], pixels.shape[2], pixels.shape[3])
-        let maps = (0..<b).flatMap { DepthMap(prediction: prediction[$0], width: w, height: h, upsampling: depther.upsampling).values }
-        expectClose(Tensor(shape: [b, 1, h, w], scalars: maps), expected, "dinov3 \(head) \(size) depth at the input size")
+        try expectMatchesReference(depther, head: head, size: size, in: "dinov3_heads.safetensors", label: "dinov3 ")
     }
 
     @Test("without out_indices the blocks come from the DINOv3 configuration's depth")
@@ -238,4 +224,17 @@ struct DepthAnythingLimitTests {
         let (field, edit) = Self.processorEdits[index]
         try expectRefusal("preprocessor_config.json", field, edit) { _ = try DepthAnythingProcessor.load(from: $0) }
     }
+}
+
+/// The head output, then the clamped depth resized to the input (encode_decode: the clamp, then
+/// bilinear to the input size), against the references of `head` at `size` in `file`.
+func expectMatchesReference(_ depther: DinoV2Depther, head: String, size: String, in file: String = "heads.safetensors",
+                            label: String = "") throws {
+    let pixels = try Fixtures.reference("\(size).pixels", in: file)
+    expectClose(try depther.headOutput(pixels), try Fixtures.reference("\(head).\(size).head", in: file), "\(label)\(head) \(size) head output")
+    let prediction = try depther.predict(pixels)
+    let expected = try Fixtures.reference("\(head).\(size).depth", in: file)
+    let (b, h, w) = (pixels.shape[0], pixels.shape[2], pixels.shape[3])
+    let maps = (0..<b).flatMap { DepthMap(prediction: prediction[$0], width: w, height: h, upsampling: depther.upsampling).values }
+    expectClose(Tensor(shape: [b, 1, h, w], scalars: maps), expected, "\(label)\(head) \(size) depth at the input size")
 }
